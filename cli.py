@@ -1,0 +1,93 @@
+"""The `reenact` command line: thin Typer commands over the stage pipelines."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Any, Optional
+
+import typer
+
+from reenact.config import TrackConfig, TrainConfig, TransferConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Per-subject video reenactment: make a target person perform a source video's motion.")
+
+Out = Annotated[Optional[str], typer.Option("--out", help="Where to write the result (see the command's help for the default).")]
+Device = Annotated[Optional[str], typer.Option("--device", help=f"auto | cpu | cuda [default: {TrackConfig.device}]")]
+ConfigFile = Annotated[Optional[str], typer.Option("--config", help="TOML file of settings; command-line options win.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+
+
+def run_stage(module: str, config_class: type, toml: str | None, debug: bool, **options: Any) -> None:
+    """Resolve the command's config and run its stage; errors become one line and exit code 1."""
+    from reenact.errors import ReenactError
+    from reenact.progress import console
+
+    try:
+        from reenact.config import resolve_config
+
+        config = resolve_config(config_class, toml, options)
+        importlib.import_module(f"pipelines.{module}").run(config)
+    except ReenactError as error:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        raise typer.Exit(130) from None
+    except Exception as error:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] unexpected {type(error).__name__}: {error} (run with --debug for the traceback)", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def track(
+    video: Annotated[str, typer.Argument(help="The target video.")],
+    out: Out = None,
+    mode: Annotated[Optional[str], typer.Option(help=f"auto | body | face [default: {TrackConfig.mode}]")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help=f"Side of the stored training frames [default: {TrackConfig.resolution}]")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Track a video into a subject folder (default ./VIDEO_STEM/): keypoints, crops, proxies, preview."""
+    run_stage("track", TrackConfig, config, debug, video=video, out=out, mode=mode, resolution=resolution, device=device)
+
+
+@app.command()
+def train(
+    subject: Annotated[str, typer.Argument(help="A subject folder written by `reenact track`.")],
+    out: Out = None,
+    preset: Annotated[Optional[str], typer.Option(help=f"tiny | 256 | 512 [default: {TrainConfig.preset}]")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Total training steps [default: the preset's].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's]")] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume", help="Continue from the checkpoint at --out.")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Train the subject's translator into a checkpoint (default ./SUBJECT.ckpt)."""
+    run_stage("train", TrainConfig, config, debug, subject=subject, out=out, preset=preset, steps=steps,
+              batch_size=batch_size, resume=resume, device=device)
+
+
+@app.command()
+def transfer(
+    source: Annotated[str, typer.Argument(help="The video whose motion to transfer.")],
+    checkpoint: Annotated[str, typer.Argument(help="The target's checkpoint from `reenact train`.")],
+    out: Out = None,
+    side_by_side: Annotated[Optional[bool], typer.Option("--side-by-side", help="Write source | proxy | result.")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Make the target perform the source's motion (default ./SOURCE_as_TARGET.mp4, with the source's audio)."""
+    run_stage("transfer", TransferConfig, config, debug, source=source, checkpoint=checkpoint, out=out,
+              side_by_side=side_by_side, device=device)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""One module per stage; each has a ``run(config)`` that reads top to bottom."""

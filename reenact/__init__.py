@@ -1,0 +1,3 @@
+"""reenact: per-subject video reenactment and motion transfer."""
+
+__version__ = "0.1.0"

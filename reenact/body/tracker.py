@@ -1,0 +1,66 @@
+"""MediaPipe Holistic body tracking: 33 pose, 2×21 hand and face-feature keypoints per frame."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from reenact.body import layout
+
+
+@contextlib.contextmanager
+def holistic_model() -> Iterator[object]:
+    """A MediaPipe Holistic graph in video mode.
+
+    model_complexity=1 is the pose model shipped inside the mediapipe wheel (0 and 2 download).
+    MediaPipe's own landmark smoothing is off: our named filter does the smoothing.
+    """
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import mediapipe as mp
+
+    model = mp.solutions.holistic.Holistic(
+        static_image_mode=False, model_complexity=1, smooth_landmarks=False,
+        refine_face_landmarks=False, min_detection_confidence=0.5, min_tracking_confidence=0.5,
+    )
+    try:
+        yield model
+    finally:
+        model.close()
+
+
+def keypoints_from_result(result: object, width: int, height: int) -> np.ndarray:
+    """(K, 3) keypoints in pixels of a ``width``×``height`` frame; confidence 0 where not found.
+
+    Pose confidence is MediaPipe's visibility; hand and face points get 1 when detected.
+    """
+    keypoints = np.zeros((layout.NUM_KEYPOINTS, 3), np.float32)
+    scale = np.array([width, height], np.float32)
+    if result.pose_landmarks is not None:
+        pose = result.pose_landmarks.landmark
+        keypoints[: layout.NUM_POSE, :2] = [(p.x, p.y) for p in pose] * scale
+        keypoints[: layout.NUM_POSE, 2] = [p.visibility for p in pose]
+    for hand, start in ((result.left_hand_landmarks, layout.LEFT_HAND_START),
+                        (result.right_hand_landmarks, layout.RIGHT_HAND_START)):
+        if hand is not None:
+            keypoints[start:start + 21, :2] = [(p.x, p.y) for p in hand.landmark] * scale
+            keypoints[start:start + 21, 2] = 1.0
+    if result.face_landmarks is not None:
+        face = result.face_landmarks.landmark
+        keypoints[layout.FACE_START:, :2] = [(face[i].x, face[i].y) for i in layout.FACE_MESH_INDICES] * scale
+        keypoints[layout.FACE_START:, 2] = 1.0
+    return keypoints
+
+
+def track_body(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> np.ndarray:
+    """Raw (T, K, 3) keypoints in source pixels for RGB frames of any size with the source's aspect."""
+    width, height = source_size
+    tracks = []
+    with holistic_model() as model:
+        for frame in frames:
+            tracks.append(keypoints_from_result(model.process(frame), width, height))
+    if not tracks:
+        return np.zeros((0, layout.NUM_KEYPOINTS, 3), np.float32)
+    return np.stack(tracks)

@@ -1,0 +1,123 @@
+"""One frozen dataclass per command holds its defaults, declared once.
+
+A command's settings come from the dataclass defaults, then an optional TOML file, then the
+command line. Unknown keys are errors. The resolved config is saved beside every artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reenact.errors import ReenactError
+
+MODES = ("auto", "body", "face")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    video: str
+    out: str | None = None               # default: ./<video stem>/
+    mode: str = "auto"                   # auto | body | face
+    device: str = "auto"
+    resolution: int = 256                # side of the square frames and proxies stored for training
+    detect_size: int = 640               # long side of the frames the tracker sees
+    min_confidence: float = 0.3          # keypoints below this count as missing
+    max_gap_seconds: float = 0.25        # shorter gaps are interpolated, longer ones stay missing
+    smoothing: str = "one_euro"          # one_euro | none
+    one_euro_min_cutoff: float = 1.5     # Hz; lower smooths slow motion more
+    one_euro_beta: float = 2.0           # speed coefficient on coordinates in units of the frame's long side
+    one_euro_d_cutoff: float = 1.0       # Hz, for the speed estimate
+    crop_margin: float = 0.08            # fraction of the person's height added around the crop
+    min_valid_fraction: float = 0.5      # fewer frames with a person than this is an error
+    min_frames: int = 8
+    preview_size: int = 720              # long side of preview.mp4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    subject: str
+    out: str | None = None               # default: ./<subject folder name>.ckpt
+    preset: str = "256"                  # tiny | 256 | 512
+    steps: int | None = None             # total steps; default from the preset
+    batch_size: int | None = None        # default from the preset
+    window: int | None = None            # proxies of frames t-w//2 .. t+w//2; default from the preset
+    learning_rate: float = 2e-4
+    device: str = "auto"
+    resume: bool = False
+    seed: int = 0
+    validation_fraction: float = 0.1     # the last frames, never trained on
+    sample_every: int | None = None      # steps between sample grids; default from the preset
+    checkpoint_every: int = 500
+    l1_weight: float = 10.0
+    feature_matching_weight: float = 10.0
+    perceptual_weight: float = 10.0
+    temporal_weight: float = 1.0
+    num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    source: str
+    checkpoint: str
+    out: str | None = None               # default: ./<source stem>_as_<checkpoint stem>.mp4
+    device: str = "auto"
+    side_by_side: bool = False           # write source | proxy | result
+    crf: int = 18
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def resolve_config(cls: type[ConfigT], toml_path: str | None, overrides: dict[str, Any]) -> ConfigT:
+    """Defaults < TOML file < command line (``overrides`` entries that are not None)."""
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        values.update(_read_toml(toml_path))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        source = toml_path or "options"
+        raise ReenactError(f"{source}: unknown setting {', '.join(unknown)} (valid: {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING and n not in values]
+    if missing:
+        raise ReenactError(f"missing setting {', '.join(missing)}")
+    config = cls(**{name: _coerce(name, value, fields[name].type) for name, value in values.items()})
+    _check_choices(config)
+    return config
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ReenactError(f"{path}: no such config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ReenactError(f"{path}: not valid TOML ({error})") from None
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """Check a value against the field's annotation; ints are accepted where floats are."""
+    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    allowed = [kinds[part.strip()] for part in annotation.split("|") if part.strip() in kinds]
+    if value is None and "None" in annotation:
+        return None
+    if any(isinstance(value, kind) and not (isinstance(value, bool) and kind is int) for kind in allowed):
+        return float(value) if annotation.startswith("float") else value
+    raise ReenactError(f"setting {name}: expected {annotation}, got {value!r}")
+
+
+def _check_choices(config: Any) -> None:
+    for name, choices in (("mode", MODES), ("device", DEVICES)):
+        value = getattr(config, name, None)
+        if value is not None and value not in choices:
+            raise ReenactError(f"setting {name}: {value!r} is not one of {', '.join(choices)}")
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

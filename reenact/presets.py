@@ -1,0 +1,41 @@
+"""Model presets: sizes of the translator and its training defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from reenact.errors import ReenactError
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    resolution: int
+    ngf: int                 # generator channels at full resolution
+    n_downsample: int
+    n_blocks: int            # residual blocks at the bottleneck
+    ndf: int                 # discriminator channels
+    discriminator_layers: int
+    discriminator_scales: int
+    window: int              # proxies of this many frames centred on t
+    batch_size: int
+    steps: int
+    sample_every: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "tiny": ModelPreset(resolution=96, ngf=16, n_downsample=3, n_blocks=3, ndf=16, discriminator_layers=2,
+                        discriminator_scales=2, window=3, batch_size=4, steps=300, sample_every=50),
+    "256": ModelPreset(resolution=256, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
+                       discriminator_scales=2, window=5, batch_size=4, steps=40000, sample_every=500),
+    "512": ModelPreset(resolution=512, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
+                       discriminator_scales=3, window=5, batch_size=2, steps=80000, sample_every=1000),
+}
+
+
+def get_preset(name: str) -> ModelPreset:
+    if name not in PRESETS:
+        raise ReenactError(f"unknown preset {name!r} (valid: {', '.join(PRESETS)})")
+    return PRESETS[name]

@@ -1,0 +1,92 @@
+"""The subject folder: the versioned files through which track, train and transfer talk.
+
+    subject.json   metadata, the crop, pose-normalisation statistics, tool versions, config
+    tracks.npz     valid (T,) bool, keypoints (T, K, 3) x, y in source pixels + confidence,
+                   keypoint_names (K,), schema_version
+    frames.npy     (T, R, R, 3) uint8 cropped frames at the training resolution R
+    proxies.npy    (T, R, R, 3) uint8 conditioning images (the skeleton) for the same frames
+    preview.mp4    the tracked skeleton over the footage, for people to look at
+
+See docs/overview.md for the field-by-field description.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from reenact.errors import ReenactError
+
+SCHEMA = "reenact.subject"
+SCHEMA_VERSION = 1
+SUBJECT_JSON = "subject.json"
+TRACKS = "tracks.npz"
+FRAMES = "frames.npy"
+PROXIES = "proxies.npy"
+PREVIEW = "preview.mp4"
+
+
+@dataclass(frozen=True)
+class Subject:
+    root: Path
+    meta: dict
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Subject":
+        root = Path(folder)
+        meta_path = root / SUBJECT_JSON
+        if not root.is_dir():
+            raise ReenactError(f"{root}: no such subject folder (make one with `reenact track VIDEO`)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise ReenactError(f"{root}: not a subject folder (no {SUBJECT_JSON})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ReenactError(f"{meta_path}: corrupt ({error})") from None
+        if meta.get("schema") != SCHEMA or meta.get("schema_version") != SCHEMA_VERSION:
+            raise ReenactError(f"{meta_path}: unsupported subject format "
+                               f"{meta.get('schema')}/{meta.get('schema_version')} (expected {SCHEMA}/{SCHEMA_VERSION})")
+        for name in (TRACKS, FRAMES, PROXIES):
+            if not (root / name).is_file():
+                raise ReenactError(f"{root}: incomplete subject folder, {name} is missing")
+        return cls(root, meta)
+
+    @property
+    def mode(self) -> str:
+        return self.meta["mode"]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.meta["resolution"])
+
+    @cached_property
+    def tracks(self) -> dict[str, np.ndarray]:
+        with np.load(self.root / TRACKS, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+
+    def frames(self) -> np.ndarray:
+        return np.load(self.root / FRAMES, mmap_mode="r")
+
+    def proxies(self) -> np.ndarray:
+        return np.load(self.root / PROXIES, mmap_mode="r")
+
+
+def save_tracks(path: Path, valid: np.ndarray, keypoints: np.ndarray, keypoint_names: tuple[str, ...], **extra: np.ndarray) -> None:
+    np.savez_compressed(path, schema_version=np.int32(SCHEMA_VERSION), valid=valid.astype(bool),
+                        keypoints=keypoints.astype(np.float32), keypoint_names=np.array(keypoint_names), **extra)
+
+
+def tool_versions() -> dict[str, str]:
+    import cv2
+    import mediapipe
+    import torch
+
+    import reenact
+
+    return {"reenact": reenact.__version__, "python": platform.python_version(), "numpy": np.__version__,
+            "opencv": cv2.__version__, "mediapipe": mediapipe.__version__, "torch": torch.__version__}

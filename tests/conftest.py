@@ -1,0 +1,72 @@
+"""Shared test helpers: where the clips are, and running the real `reenact` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SHARED_VIDEOS = REPO.parent / "shared" / "videos"
+
+
+def shared_clip(relative: str) -> Path:
+    """A clip from ../shared/videos; the test is skipped where that folder is absent."""
+    path = SHARED_VIDEOS / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared/videos is only beside the developers' checkouts)")
+    return path
+
+
+def reenact_command() -> list[str]:
+    script = Path(sys.executable).parent / "reenact"
+    return [str(script)] if script.exists() else [sys.executable, str(REPO / "cli.py")]
+
+
+def run_reenact(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `reenact ARGS` as a user would; returns the finished process with text output."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([*reenact_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def ffmpeg() -> str:
+    from reenact.io import ffmpeg_exe
+
+    return ffmpeg_exe()
+
+
+def make_clip(path: Path, *ffmpeg_args: str) -> Path:
+    """Write a clip with the ffmpeg binary reenact uses, e.g. a trimmed copy of an example."""
+    subprocess.run([ffmpeg(), "-v", "error", "-y", *ffmpeg_args, str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_target() -> Path:
+    return EXAMPLES / "taiji_target.mp4"
+
+
+@pytest.fixture(scope="session")
+def example_source() -> Path:
+    return EXAMPLES / "taiji_source.mp4"
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Non-zero exit, one error line that names the problem, and no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    error_lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, output
+    for fragment in fragments:
+        assert fragment in error_lines[0], output
+
+
+def has_ffprobe() -> bool:
+    return shutil.which("ffprobe") is not None

@@ -1,0 +1,118 @@
+"""Real footage through the real stages at tiny sizes: track → train → resume → transfer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from reenact.io import iter_frames, probe_video
+from tests.conftest import make_clip, run_reenact, shared_clip
+
+RESOLUTION = 96
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return tmp_path_factory.mktemp("body")
+
+
+@pytest.fixture(scope="module")
+def subject(workspace, example_source):
+    """The 112-frame example clip tracked at 96 px (small, so the module runs in about a minute)."""
+    out = workspace / "target"
+    result = run_reenact("track", example_source, "--mode", "body", "--resolution", RESOLUTION, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(workspace, subject):
+    out = workspace / "target.ckpt"
+    result = run_reenact("train", subject, "--preset", "tiny", "--steps", 4, "--out", out, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_track_writes_a_complete_subject_folder(subject, example_source):
+    meta = json.loads((subject / "subject.json").read_text())
+    video = probe_video(example_source)
+    assert meta["mode"] == "body" and meta["schema_version"] == 1
+    assert meta["source"]["width"] == video.width and meta["fps_fraction"] == video.fps_fraction
+    with np.load(subject / "tracks.npz") as tracks:
+        valid, keypoints = tracks["valid"], tracks["keypoints"]
+    frame_count = meta["frame_count"]
+    assert valid.shape == (frame_count,) and valid.mean() >= 0.95
+    assert keypoints.shape[0] == frame_count and keypoints.shape[1:] == (214, 3)
+    confident = keypoints[valid][..., 2] > 0.5
+    xs, ys = keypoints[valid][..., 0][confident], keypoints[valid][..., 1][confident]
+    # In source pixels: the person spans a good part of the 360-pixel-high frame.
+    assert 0 <= xs.min() and xs.max() <= video.width and 0 <= ys.min() and ys.max() <= video.height
+    assert ys.max() - ys.min() > 0.4 * video.height
+    frames, proxies = np.load(subject / "frames.npy", mmap_mode="r"), np.load(subject / "proxies.npy", mmap_mode="r")
+    assert frames.shape == proxies.shape == (frame_count, RESOLUTION, RESOLUTION, 3)
+    assert (proxies.reshape(frame_count, -1).max(axis=1) > 0).mean() >= 0.95
+    preview = probe_video(subject / "preview.mp4")
+    assert sum(1 for _ in iter_frames(preview)) == frame_count
+
+
+def test_proxies_line_up_with_the_person_in_the_frames(subject):
+    """Skeleton pixels fall on the person: brighter-than-background, not on the black side bars."""
+    frames, proxies = np.load(subject / "frames.npy"), np.load(subject / "proxies.npy")
+    drawn = proxies.max(axis=3) > 0
+    background = np.median(frames.reshape(-1, 3), axis=0)
+    difference = np.abs(frames.astype(int) - background).sum(axis=3)
+    assert difference[drawn].mean() > 2 * difference[~drawn].mean()
+
+
+def test_track_again_reuses_the_folder(subject, example_source):
+    before = (subject / "frames.npy").stat().st_mtime_ns
+    result = run_reenact("track", example_source, "--mode", "body", "--resolution", RESOLUTION, "--out", subject)
+    assert result.returncode == 0 and "reusing" in result.stderr
+    assert (subject / "frames.npy").stat().st_mtime_ns == before
+
+
+def test_train_writes_a_safe_self_describing_checkpoint(checkpoint):
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 4 and state["mode"] == "body" and state["world_size"] == 1
+    assert state["resolution"] == 96 and state["config"]["preset"] == "tiny"
+    assert set(state["target"]["ground"]) == {"ankles", "hips"} and state["target"]["crop"]["size"] > 0
+    assert isinstance(state["perceptual_loss"]["enabled"], bool)
+    assert np.isfinite(state["validation"]["psnr"])
+    run_folder = checkpoint.with_suffix(".train")
+    assert (run_folder / "config.json").exists() and list((run_folder / "samples").glob("step_*.png"))
+    assert list((run_folder / "tensorboard").iterdir())
+
+
+def test_resume_continues_to_the_total_steps(checkpoint, subject, tmp_path):
+    resumed = tmp_path / "resumed.ckpt"
+    resumed.write_bytes(checkpoint.read_bytes())
+    result = run_reenact("train", subject, "--preset", "tiny", "--steps", 6, "--resume", "--out", resumed)
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stderr and "step 4" in result.stderr
+    assert torch.load(resumed, weights_only=True)["step"] == 6
+
+
+def test_transfer_follows_the_source_frames_fps_and_audio(checkpoint, example_target, tmp_path):
+    source = make_clip(tmp_path / "source clip.mp4", "-i", str(example_target), "-t", "2", "-c:v", "libx264", "-c:a", "aac")
+    source_frames = sum(1 for _ in iter_frames(probe_video(source)))
+    out = tmp_path / "out" / "result.mp4"
+    result = run_reenact("transfer", source, checkpoint, "--out", out, "--side-by-side")
+    assert result.returncode == 0, result.stderr
+    video = probe_video(out)
+    assert abs(sum(1 for _ in iter_frames(video)) - source_frames) <= 1
+    assert video.fps_fraction == probe_video(source).fps_fraction and video.has_audio
+    assert video.height == 96 and video.width > 3 * 96     # source | proxy | result
+    assert json.loads(out.with_suffix(".json").read_text())["transfer"]["side_by_side"] is True
+
+
+def test_shared_full_body_clip_is_tracked_in_almost_every_frame(tmp_path):
+    clip = shared_clip("body/hybrik_taiji.mp4")
+    result = run_reenact("track", clip, "--mode", "body", "--resolution", 64, "--out", tmp_path / "taiji")
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "taiji" / "tracks.npz") as tracks:
+        assert tracks["valid"].mean() >= 0.95
+        ankles = tracks["keypoints"][:, 27:29]
+        assert (ankles[..., 2] > 0.5).mean() > 0.8 and ankles[..., 1].max() <= 720
