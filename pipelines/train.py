@@ -178,7 +178,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses.values()).backward()
     networks.generator_optimizer.step()
-    return {"d": float(d_image + d_temporal), **{k: float(v) for k, v in losses.items()}}
+    return {"d": (d_image + d_temporal).item(), **{k: v.item() for k, v in losses.items()}}
 
 
 @torch.no_grad()

@@ -48,8 +48,10 @@ def test_track_writes_a_complete_subject_folder(subject, example_source):
     assert keypoints.shape[0] == frame_count and keypoints.shape[1:] == (214, 3)
     confident = keypoints[valid][..., 2] > 0.5
     xs, ys = keypoints[valid][..., 0][confident], keypoints[valid][..., 1][confident]
-    # In source pixels: the person spans a good part of the 360-pixel-high frame.
-    assert 0 <= xs.min() and xs.max() <= video.width and 0 <= ys.min() and ys.max() <= video.height
+    # In source pixels (MediaPipe places feet at the bottom edge a little outside the frame).
+    margin = 0.1 * video.height
+    assert -margin <= xs.min() and xs.max() <= video.width + margin
+    assert -margin <= ys.min() and ys.max() <= video.height + margin
     assert ys.max() - ys.min() > 0.4 * video.height
     frames, proxies = np.load(subject / "frames.npy", mmap_mode="r"), np.load(subject / "proxies.npy", mmap_mode="r")
     assert frames.shape == proxies.shape == (frame_count, RESOLUTION, RESOLUTION, 3)
@@ -59,12 +61,12 @@ def test_track_writes_a_complete_subject_folder(subject, example_source):
 
 
 def test_proxies_line_up_with_the_person_in_the_frames(subject):
-    """Skeleton pixels fall on the person: brighter-than-background, not on the black side bars."""
+    """Skeleton pixels fall on the moving person: where frames differ from the static background."""
     frames, proxies = np.load(subject / "frames.npy"), np.load(subject / "proxies.npy")
+    background = np.median(frames, axis=0)
+    foreground = np.abs(frames.astype(np.int16) - background).sum(axis=3) > 60
     drawn = proxies.max(axis=3) > 0
-    background = np.median(frames.reshape(-1, 3), axis=0)
-    difference = np.abs(frames.astype(int) - background).sum(axis=3)
-    assert difference[drawn].mean() > 2 * difference[~drawn].mean()
+    assert foreground[drawn].mean() > 3 * foreground[~drawn].mean()
 
 
 def test_track_again_reuses_the_folder(subject, example_source):

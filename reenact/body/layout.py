@@ -80,15 +80,19 @@ HAND_FINGERS: tuple[tuple[int, ...], ...] = (
 )
 
 
-def rainbow(count: int, saturation: float = 1.0, value: float = 1.0) -> tuple[tuple[int, int, int], ...]:
-    """``count`` evenly spaced hues as RGB tuples, so neighbouring limbs stay distinguishable."""
+def rainbow(count: int, saturation: float = 1.0, value: float = 1.0, stride: int = 1) -> tuple[tuple[int, int, int], ...]:
+    """``count`` evenly spaced hues as RGB tuples, visited ``stride`` steps apart.
+
+    A stride coprime to ``count`` gives limbs listed next to each other (a left and a right leg)
+    hues far apart, so the network can tell the sides apart.
+    """
     return tuple(
-        tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(i / count, saturation, value))
+        tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb((i * stride % count) / count, saturation, value))
         for i in range(count)
     )
 
 
-BODY_LIMB_COLORS = rainbow(len(BODY_LIMBS))
+BODY_LIMB_COLORS = rainbow(len(BODY_LIMBS), stride=7)
 BODY_JOINT_COLORS = rainbow(len(BODY_JOINTS), saturation=0.8)
 # Left and right hands get different brightness so the network can tell them apart.
 HAND_FINGER_COLORS = {

@@ -1,0 +1,27 @@
+"""Finding the ffmpeg binaries: the system's when present, else the one in the imageio-ffmpeg wheel."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+
+from reenact.errors import ReenactError
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        raise ReenactError("no ffmpeg found: install ffmpeg (e.g. `apt install ffmpeg`) or `pip install imageio-ffmpeg`") from None
+
+
+@functools.cache
+def ffprobe_exe() -> str | None:
+    """The system ffprobe, or None (the imageio-ffmpeg wheel has none)."""
+    return shutil.which("ffprobe")

@@ -1,0 +1,11 @@
+"""The translator's networks and losses. Modules do no I/O and parse no options."""
+
+from reenact.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
+from reenact.models.generator import GlobalGenerator
+from reenact.models.losses import (VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
+                                   lsgan_generator_loss, masked_l1)
+from reenact.models.vgg import find_vgg19_weights, load_vgg19_features_state, vgg19_features
+
+__all__ = ["GlobalGenerator", "MultiscaleDiscriminator", "PatchDiscriminator", "VGGPerceptualLoss",
+           "feature_matching_loss", "find_vgg19_weights", "load_vgg19_features_state", "lsgan_discriminator_loss",
+           "lsgan_generator_loss", "masked_l1", "vgg19_features"]

@@ -1,0 +1,83 @@
+"""GAN, feature-matching, L1 and perceptual losses.
+
+Discriminator outputs are lists (one per scale) of lists of features whose last entry is the
+patch logits, as MultiscaleDiscriminator returns them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reenact.models.vgg import vgg19_features
+
+Outputs = list[list[torch.Tensor]]
+
+# ImageNet statistics the VGG weights were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Index of the ReLU after conv1_1, conv2_1, conv3_1, conv4_1, conv5_1 in vgg19.features.
+VGG_LAYERS = (1, 6, 11, 20, 29)
+VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def lsgan_discriminator_loss(real: Outputs, fake: Outputs) -> torch.Tensor:
+    """Least-squares GAN: real logits towards 1, fake towards 0; averaged over scales."""
+    losses = [F.mse_loss(r[-1], torch.ones_like(r[-1])) + F.mse_loss(f[-1], torch.zeros_like(f[-1]))
+              for r, f in zip(real, fake)]
+    return 0.5 * torch.stack(losses).mean()
+
+
+def lsgan_generator_loss(fake: Outputs) -> torch.Tensor:
+    return torch.stack([F.mse_loss(f[-1], torch.ones_like(f[-1])) for f in fake]).mean()
+
+
+def feature_matching_loss(real: Outputs, fake: Outputs) -> torch.Tensor:
+    """pix2pixHD feature matching: L1 between the discriminator's features on real and fake.
+
+    Every feature but the logits counts, each scale weighted 1/n_scales; real features are detached.
+    """
+    total = fake[0][0].new_zeros(())
+    for real_scale, fake_scale in zip(real, fake):
+        for real_feature, fake_feature in zip(real_scale[:-1], fake_scale[:-1]):
+            total = total + F.l1_loss(fake_feature, real_feature.detach()) / len(fake)
+    return total
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error; with ``weight`` (B, 1, H, W) ≥ 0, the weighted mean, so regions can count more."""
+    difference = (pred - target).abs()
+    if weight is None:
+        return difference.mean()
+    return (difference * weight).sum() / (weight.sum() * pred.shape[1]).clamp_min(1e-8)
+
+
+class VGGPerceptualLoss(nn.Module):
+    """pix2pixHD's VGG loss: weighted L1 between VGG19 activations of fake and real images in [-1, 1]."""
+
+    def __init__(self, vgg19_features_state_dict: dict[str, torch.Tensor]):
+        super().__init__()
+        features = vgg19_features()
+        features.load_state_dict(vgg19_features_state_dict)
+        self.features = features[: VGG_LAYERS[-1] + 1].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "VGGPerceptualLoss":
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def _activations(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = ((images + 1) / 2 - self.mean) / self.std
+        activations = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in VGG_LAYERS:
+                activations.append(x)
+        return activations
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        fake_activations, real_activations = self._activations(fake), self._activations(real)
+        return sum(w * F.l1_loss(f, r.detach()) for w, f, r in zip(VGG_WEIGHTS, fake_activations, real_activations))
