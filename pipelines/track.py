@@ -25,7 +25,8 @@ from reenact import subject as subject_files
 from reenact.subject import Subject
 
 # Settings that do not change what track writes, so they don't invalidate a finished folder.
-NOT_IN_REUSE_KEY = ("video", "out", "device")
+# The mode is compared separately: "auto" accepts whichever mode the folder has.
+NOT_IN_REUSE_KEY = ("video", "out", "device", "mode")
 
 
 def run(config: TrackConfig) -> Path:
@@ -35,7 +36,7 @@ def run(config: TrackConfig) -> Path:
     # 2. Reuse a finished folder made from the same bytes with the same settings.
     source_sha256 = sha256_file(config.video)
     key = reuse_key(source_sha256, config)
-    if finished_folder_matches(out, key):
+    if finished_folder_matches(out, key, config.mode):
         info(f"{out}: up to date for {config.video}, reusing it")
         return out
     # 3. Pick the mode: body or face.
@@ -67,11 +68,12 @@ def reuse_key(source_sha256: str, config: TrackConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def finished_folder_matches(out: Path, key: str) -> bool:
+def finished_folder_matches(out: Path, key: str, mode: str) -> bool:
     try:
-        return Subject.load(out).meta.get("reuse_key") == key
+        meta = Subject.load(out).meta
     except ReenactError:
         return False
+    return meta.get("reuse_key") == key and mode in ("auto", meta["mode"])
 
 
 def detection_size(video: VideoInfo, long_side: int) -> tuple[int, int]:

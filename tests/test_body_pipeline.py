@@ -23,8 +23,9 @@ def workspace(tmp_path_factory):
 def subject(workspace, example_source):
     """The 112-frame example clip tracked at 96 px (small, so the module runs in about a minute)."""
     out = workspace / "target"
-    result = run_reenact("track", example_source, "--mode", "body", "--resolution", RESOLUTION, "--out", out)
+    result = run_reenact("track", example_source, "--resolution", RESOLUTION, "--out", out)
     assert result.returncode == 0, result.stderr
+    assert "mode auto: chose body" in result.stderr
     return out
 
 

@@ -1,0 +1,100 @@
+"""Networks and losses: shapes, gradients, and loss values against hand-computed answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reenact.models import (GlobalGenerator, MultiscaleDiscriminator, VGGPerceptualLoss, feature_matching_loss,
+                            load_vgg19_features_state, lsgan_discriminator_loss, lsgan_generator_loss, masked_l1,
+                            vgg19_features)
+
+torch.manual_seed(0)
+
+
+def constant_outputs(value: float, scales: int = 2) -> list[list[torch.Tensor]]:
+    return [[torch.full((2, 8, 4, 4), 0.3), torch.full((2, 1, 3, 3), value)] for _ in range(scales)]
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 128)])
+def test_generator_keeps_size_range_and_passes_gradients(size):
+    generator = GlobalGenerator(in_channels=12, ngf=8, n_downsample=3, n_blocks=2)
+    x = torch.randn(2, 12, *size, requires_grad=True)
+    y = generator(x)
+    assert y.shape == (2, 3, *size) and y.abs().max() <= 1
+    y.mean().backward()
+    assert generator.model[1].weight.grad.abs().sum() > 0 and x.grad.abs().sum() > 0
+
+
+def test_multiscale_discriminator_features_and_scales():
+    discriminator = MultiscaleDiscriminator(in_channels=6, ndf=8, n_layers=3, n_scales=2)
+    outputs = discriminator(torch.randn(1, 6, 64, 64))
+    assert len(outputs) == 2 and all(len(scale) == 5 for scale in outputs)
+    first, second = outputs[0][-1], outputs[1][-1]
+    assert first.shape[1] == second.shape[1] == 1
+    assert abs(second.shape[-1] - first.shape[-1] / 2) <= 2
+
+
+def test_lsgan_losses_known_answers():
+    assert lsgan_discriminator_loss(constant_outputs(1.0), constant_outputs(0.0)) == pytest.approx(0.0)
+    assert lsgan_generator_loss(constant_outputs(0.0)) == pytest.approx(1.0)
+    assert lsgan_generator_loss(constant_outputs(1.0)) == pytest.approx(0.0)
+    # 0.5 * ((0.5-1)^2 + (0.5-0)^2) = 0.25; generator (0.5-1)^2 = 0.25
+    assert lsgan_discriminator_loss(constant_outputs(0.5), constant_outputs(0.5)) == pytest.approx(0.25)
+    assert lsgan_generator_loss(constant_outputs(0.5)) == pytest.approx(0.25)
+
+
+def test_feature_matching_known_answers():
+    real = constant_outputs(1.0)
+    assert feature_matching_loss(real, constant_outputs(0.0)) == pytest.approx(0.0)   # logits are not matched
+    shifted = [[feature + 0.2 for feature in scale] for scale in real]
+    # one feature per scale, offset 0.2 everywhere, two scales weighted 1/2 each
+    assert feature_matching_loss(real, shifted) == pytest.approx(0.2)
+
+
+def test_masked_l1_counts_only_the_weighted_region():
+    pred, target = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    target[..., :2, :] = 1.0
+    assert masked_l1(pred, target) == pytest.approx(0.5)
+    top = torch.zeros(1, 1, 4, 4)
+    top[..., :2, :] = 1
+    assert masked_l1(pred, target, top) == pytest.approx(1.0)
+    assert masked_l1(pred, target, 1 - top) == pytest.approx(0.0)
+
+
+def test_vgg19_layout_matches_torchvision():
+    convs = [(k, v.shape) for k, v in vgg19_features().state_dict().items() if k.endswith("weight")]
+    assert len(convs) == 16 and convs[0] == ("0.weight", (64, 3, 3, 3)) and convs[-1] == ("34.weight", (512, 512, 3, 3))
+    assert sum(p.numel() for p in vgg19_features().parameters()) == 20_024_384
+
+
+def torchvision_style_checkpoint() -> dict[str, torch.Tensor]:
+    state = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    return state
+
+
+def test_vgg_weights_are_found_only_in_the_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    state, reason = load_vgg19_features_state()
+    expected = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert state is None and str(expected) in reason
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"garbage")
+    state, reason = load_vgg19_features_state()
+    assert state is None and "not a valid VGG19 checkpoint" in reason
+    torch.save(torchvision_style_checkpoint(), expected)
+    state, reason = load_vgg19_features_state()
+    assert reason == "" and "0.weight" in state and not any(k.startswith("classifier") for k in state)
+
+
+def test_perceptual_loss_is_zero_for_identical_images_and_trains_only_the_input():
+    loss = VGGPerceptualLoss({k.removeprefix("features."): v for k, v in torchvision_style_checkpoint().items()
+                              if k.startswith("features.")})
+    real = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert loss(real, real) == pytest.approx(0.0)
+    fake = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    value = loss(fake, real)
+    value.backward()
+    assert value > 0 and fake.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
