@@ -19,7 +19,7 @@ from reenact.config import TrackConfig, config_dict
 from reenact.errors import ReenactError
 from reenact.files import atomic_dir, sha256_file
 from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
-from reenact.progress import info, progress_task, with_progress
+from reenact.progress import info, native_stderr_silenced, progress_task, with_progress
 from reenact.render.skeleton import SkeletonRenderer
 from reenact import subject as subject_files
 from reenact.subject import Subject
@@ -42,7 +42,8 @@ def run(config: TrackConfig) -> Path:
     # 3. Pick the mode: body or face.
     mode = config.mode if config.mode != "auto" else detect_mode(video, config)
     if mode not in TRACKERS:
-        raise ReenactError(f"{config.video}: {mode} mode is not available in this version of reenact; use --mode body")
+        raise ReenactError(f"{config.video}: {mode} mode is not available in this version of reenact (body only); "
+                           "use --mode body for full-body footage")
     # 4. Track keypoints over the whole clip, then fill short gaps and smooth.
     keypoints, valid = TRACKERS[mode](video, config)
     check_person_found(config.video, valid, config)
@@ -90,7 +91,7 @@ def detect_mode(video: VideoInfo, config: TrackConfig) -> str:
     sampled = frames[:: max(1, len(frames) // 10)]
     knees = [layout.POSE["left_knee"], layout.POSE["right_knee"]]
     legs = faces = 0
-    with holistic_model() as model:
+    with native_stderr_silenced(), holistic_model() as model:
         for frame in sampled:
             result = model.process(frame)
             if result.pose_landmarks is not None:

@@ -23,7 +23,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def resize_uint8(images: np.ndarray | torch.Tensor, resolution: int) -> torch.Tensor:
     """(N, H, W, 3) uint8 → (N, 3, R, R) uint8 with area averaging; one function for train and transfer."""
-    tensor = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2)
+    tensor = torch.as_tensor(np.array(images)).permute(0, 3, 1, 2)  # a copy: memmaps are read-only
     if tensor.shape[-1] == resolution:
         return tensor.contiguous()
     resized = F.interpolate(tensor.float(), size=(resolution, resolution), mode="area")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from typing import Iterable, Iterator, TypeVar
@@ -10,7 +11,15 @@ from typing import Iterable, Iterator, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True, highlight=False)
+def _own_stderr():
+    """A private copy of the stderr descriptor, so our messages survive `native_stderr_silenced`."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
+    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a descriptor
+        return sys.stderr
+
+
+console = Console(file=_own_stderr(), highlight=False)
 Item = TypeVar("Item")
 
 
@@ -20,7 +29,7 @@ def make_progress() -> Progress:
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
-        console=console, transient=not sys.stderr.isatty(),
+        console=console, disable=not console.is_terminal,
     )
 
 
@@ -56,6 +65,20 @@ def with_progress(items: Iterable[Item], description: str, total: int | None) ->
         for item in items:
             yield item
             task.advance()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what native libraries write to descriptor 2 (MediaPipe's C++ log lines) to /dev/null."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def info(message: str) -> None:

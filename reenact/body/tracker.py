@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from reenact.body import layout
+from reenact.progress import native_stderr_silenced
 
 
 @contextlib.contextmanager
@@ -18,7 +18,6 @@ def holistic_model() -> Iterator[object]:
     model_complexity=1 is the pose model shipped inside the mediapipe wheel (0 and 2 download).
     MediaPipe's own landmark smoothing is off: our named filter does the smoothing.
     """
-    os.environ.setdefault("GLOG_minloglevel", "2")
     import mediapipe as mp
 
     model = mp.solutions.holistic.Holistic(
@@ -58,7 +57,7 @@ def track_body(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> np
     """Raw (T, K, 3) keypoints in source pixels for RGB frames of any size with the source's aspect."""
     width, height = source_size
     tracks = []
-    with holistic_model() as model:
+    with native_stderr_silenced(), holistic_model() as model:
         for frame in frames:
             tracks.append(keypoints_from_result(model.process(frame), width, height))
     if not tracks:
