@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from reenact.config import TrackConfig, TrainConfig, TransferConfig
+from reenact.config import ExportConfig, TrackConfig, TrainConfig, TransferConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Per-subject video reenactment: make a target person perform a source video's motion.")
@@ -80,13 +80,29 @@ def transfer(
     checkpoint: Annotated[str, typer.Argument(help="The target's checkpoint from `reenact train`.")],
     out: Out = None,
     side_by_side: Annotated[Optional[bool], typer.Option("--side-by-side", help="Write source | proxy | result.")] = None,
+    edit: Annotated[Optional[list[str]], typer.Option(
+        "--edit", help="Face: NAME=+0.2 or NAME=-0.3 adds to an ARKit expression weight (repeatable).")] = None,
+    paste_back: Annotated[Optional[bool], typer.Option(
+        "--paste-back", help="Face: composite the generated head into the target's own footage.")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Make the target perform the source's motion (default ./SOURCE_as_TARGET.mp4, with the source's audio)."""
     run_stage("transfer", TransferConfig, config, debug, source=source, checkpoint=checkpoint, out=out,
-              side_by_side=side_by_side, device=device)
+              side_by_side=side_by_side, edit=tuple(edit) if edit else None, paste_back=paste_back, device=device)
+
+
+@app.command("export-expressions")
+def export_expressions(
+    subject: Annotated[str, typer.Argument(help="A face subject folder written by `reenact track`.")],
+    csv: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file, one row per frame.")] = None,
+    json: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file, one object per frame.")] = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Per-frame ARKit expression weights, head rotation (degrees), translation (cm) and gaze (degrees)."""
+    run_stage("export_expressions", ExportConfig, config, debug, subject=subject, csv=csv, json=json)
 
 
 if __name__ == "__main__":

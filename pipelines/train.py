@@ -17,7 +17,8 @@ import torch
 
 from reenact import checkpoint as ckpt
 from reenact.config import TrainConfig, config_dict
-from reenact.data import SubjectClip, generator_input, to_uint8
+from reenact.data import SubjectClip, center_proxy, generator_input, to_uint8
+from reenact.face.regions import face_regions
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.files import atomic_path, write_json
@@ -26,6 +27,8 @@ from reenact.models import (VGGPerceptualLoss, feature_matching_loss, load_vgg19
 from reenact.presets import ModelPreset, get_preset
 from reenact.progress import info, progress_task, warn
 from reenact.subject import Subject
+from reenact.body import retarget as body_retarget
+from reenact.face import retarget as face_retarget
 from reenact.translator import build_discriminators, build_generator, model_arguments
 
 SAMPLE_ROWS = 4
@@ -54,7 +57,7 @@ def run(config: TrainConfig) -> Path:
     # 2. Data: frames and proxies at the model resolution; the last frames are held out.
     clip = load_subject_clip(subject, preset, config).to(device)
     # 3. Networks, losses and optimizers; continue from `out` when resuming.
-    arguments = model_arguments(preset, config.window)
+    arguments = model_arguments(preset, config.window, clip.proxy_channels)
     perceptual_state, perceptual_reason = load_vgg19_features_state()
     if perceptual_state is None:
         warn(f"training without the VGG perceptual loss: {perceptual_reason}")
@@ -84,8 +87,9 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
     frame_count = len(subject.tracks["valid"])
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
+    regions = face_regions(subject.tracks, subject.resolution) if subject.mode == "face" else None
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution,
-                       config.window, config.validation_fraction)
+                       config.window, config.validation_fraction, regions)
     if len(clip.train_centers) < 2:
         raise ReenactError(f"{subject.root}: too few frames with a person to train on ({len(clip.train_centers)} pairs)")
     info(f"training on {clip.train_end} frames, holding out {len(clip.validation_centers)} "
@@ -135,14 +139,10 @@ def generate_pair(generator: torch.nn.Module, batch: dict[str, torch.Tensor]) ->
     return generated_previous, generated
 
 
-def center_proxy(proxy_window: torch.Tensor) -> torch.Tensor:
-    middle = proxy_window.shape[1] // 3 // 2
-    return proxy_window[:, 3 * middle:3 * middle + 3]
-
-
-def discriminator_inputs(batch: dict[str, torch.Tensor], previous: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def discriminator_inputs(batch: dict[str, torch.Tensor], previous: torch.Tensor, current: torch.Tensor,
+                         window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Image pairs (proxy, frame) for both frames, and the temporal clip (proxies t-1, t, frames t-1, t)."""
-    proxy_previous, proxy = center_proxy(batch["proxies_previous"]), center_proxy(batch["proxies"])
+    proxy_previous, proxy = center_proxy(batch["proxies_previous"], window), center_proxy(batch["proxies"], window)
     image_pairs = torch.cat([torch.cat([proxy_previous, previous], 1), torch.cat([proxy, current], 1)], 0)
     temporal = torch.cat([proxy_previous, proxy, previous, current], 1)
     return image_pairs, temporal
@@ -150,8 +150,8 @@ def discriminator_inputs(batch: dict[str, torch.Tensor], previous: torch.Tensor,
 
 def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, float]:
     generated_previous, generated = generate_pair(networks.generator, batch)
-    real_image, real_temporal = discriminator_inputs(batch, batch["frames_previous"], batch["frames"])
-    fake_image, fake_temporal = discriminator_inputs(batch, generated_previous, generated)
+    real_image, real_temporal = discriminator_inputs(batch, batch["frames_previous"], batch["frames"], config.window)
+    fake_image, fake_temporal = discriminator_inputs(batch, generated_previous, generated, config.window)
     # Discriminators see detached fakes.
     d_image = lsgan_discriminator_loss(networks.image_discriminator(real_image), networks.image_discriminator(fake_image.detach()))
     d_temporal = lsgan_discriminator_loss(networks.temporal_discriminator(real_temporal),
@@ -171,7 +171,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
         "g_gan": lsgan_generator_loss(fake_image_features) + config.temporal_weight * lsgan_generator_loss(fake_temporal_features),
         "g_fm": config.feature_matching_weight * (feature_matching_loss(real_image_features, fake_image_features)
                                                   + config.temporal_weight * feature_matching_loss(real_temporal_features, fake_temporal_features)),
-        "g_l1": config.l1_weight * masked_l1(generated_both, real_both),
+        "g_l1": config.l1_weight * masked_l1(generated_both, real_both, loss_weights(batch, config)),
     }
     if networks.perceptual is not None:
         losses["g_vgg"] = config.perceptual_weight * networks.perceptual(generated_both, real_both)
@@ -181,6 +181,11 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     return {"d": (d_image + d_temporal).item(), **{k: v.item() for k, v in losses.items()}}
 
 
+def loss_weights(batch: dict[str, torch.Tensor], config: TrainConfig) -> torch.Tensor | None:
+    """1 everywhere, plus ``region_weight`` on the mouth and eyes when the subject has regions."""
+    return 1 + config.region_weight * batch["regions"] if "regions" in batch else None
+
+
 @torch.no_grad()
 def write_sample_grid(generator: torch.nn.Module, clip: SubjectClip, path: Path) -> None:
     """Rows of held-out frames: proxy | generated | real."""
@@ -188,7 +193,7 @@ def write_sample_grid(generator: torch.nn.Module, clip: SubjectClip, path: Path)
     batch = clip.validation_batch(SAMPLE_ROWS)
     _, generated = generate_pair(generator, batch)
     generator.train()
-    columns = [center_proxy(batch["proxies"]), generated, batch["frames"]]
+    columns = [center_proxy(batch["proxies"], clip.window)[:, :3], generated, batch["frames"]]
     grid = torch.cat([torch.cat(list(to_uint8(c)), dim=1) for c in columns], dim=2)  # (3, rows*R, 3*R)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -225,12 +230,15 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
     })
 
 
+TARGET_FIELDS = {"body": body_retarget.target_fields, "face": face_retarget.target_fields}
+
+
 def target_description(subject: Subject) -> dict:
     """What transfer needs from the target subject, so the checkpoint works without its folder."""
     meta = subject.meta
-    return {"subject": str(subject.root.resolve()), "subject_resolution": subject.resolution, "crop": meta["crop"],
-            "ground": meta["ground"], "fps": meta["fps"], "source_size": [meta["source"]["width"], meta["source"]["height"]],
-            "track_config": meta["config"]}
+    return {"subject": str(subject.root.resolve()), "subject_resolution": subject.resolution, "fps": meta["fps"],
+            "source_size": [meta["source"]["width"], meta["source"]["height"]], "track_config": meta["config"],
+            **TARGET_FIELDS[subject.mode](subject)}
 
 
 def resume(out: Path, networks: Networks, networks_arguments: dict, rng: torch.Generator, subject: Subject) -> int:

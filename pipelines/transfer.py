@@ -2,48 +2,57 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 import torch
 
-from pipelines.track import TRACKERS, check_person_found
-from reenact.body.crop import Crop
-from reenact.body.normalize import ground_stats, normalize_poses
+from pipelines.track import MODES, check_found
+from reenact.body import retarget as body_retarget
 from reenact.checkpoint import load_checkpoint
 from reenact.config import TrackConfig, TransferConfig, config_dict
 from reenact.data import generator_input, resize_uint8, to_model_range, to_uint8, window_offsets
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
+from reenact.face import retarget as face_retarget
 from reenact.files import write_json
 from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
 from reenact.progress import info, progress_task
-from reenact.render.skeleton import SkeletonRenderer
 from reenact.translator import build_generator
+
+FEATHER = 0.08   # of the crop side: the soft edge when pasting back
 
 
 def run(config: TransferConfig) -> Path:
     # 1. The target's checkpoint (weights only) and the source video.
     checkpoint = load_checkpoint(config.checkpoint)
-    if checkpoint["mode"] not in RETARGETERS:
-        raise ReenactError(f"{config.checkpoint}: {checkpoint['mode']} checkpoints are not supported by this version")
+    mode, target = checkpoint["mode"], checkpoint["target"]
+    check_options(config, mode, target)
     video = probe_video(config.source)
     out = Path(config.out) if config.out else Path.cwd() / f"{Path(config.source).stem}_as_{Path(config.checkpoint).stem}.mp4"
     device = resolve_device(config.device)
     # 2. Track the source with the settings the target was tracked with.
-    target = checkpoint["target"]
-    track_config = TrackConfig(**{**target["track_config"], "video": config.source, "out": None})
-    keypoints, valid = TRACKERS[checkpoint["mode"]](video, track_config)
-    check_person_found(config.source, valid, track_config)
-    # 3. Retarget the motion onto the target and render proxies in the target's crop.
-    render_proxy = RETARGETERS[checkpoint["mode"]](keypoints, valid, target, checkpoint["resolution"])
+    track_config = TrackConfig(**{**target["track_config"], "video": config.source, "out": None, "device": config.device})
+    tracks = MODES[mode].track(video, track_config)
+    check_found(config.source, tracks.valid, track_config, mode)
+    # 3. Retarget the motion onto the target; proxies are drawn at the subject's resolution.
+    if mode == "face":
+        proxy_at_subject_size, crops = face_retarget.proxy_source(tracks, target, config.edit)
+    else:
+        proxy_at_subject_size, crops = body_retarget.proxy_source(tracks, target), None
+    render_proxy = lambda t: resize_uint8(proxy_at_subject_size(t)[None], checkpoint["resolution"])[0]
     # 4. Translate frame by frame, feeding back the previous output, straight into the encoder.
     generator = build_generator(checkpoint["model"]).to(device).eval()
     generator.load_state_dict(checkpoint["generator"])
     start = time.perf_counter()
-    frame_count = write_result(out, video, generator, render_proxy, len(keypoints), checkpoint, config, device)
+    results = generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device)
+    if config.paste_back:
+        results = paste_back(results, crops, target)
+    frame_count = write_video(out, video, results, len(tracks.valid), checkpoint, config)
     seconds = time.perf_counter() - start
     # 5. The resolved settings beside the video.
     write_json(out.with_suffix(".json"), {"transfer": config_dict(config), "frames": frame_count,
@@ -52,26 +61,18 @@ def run(config: TransferConfig) -> Path:
     return out
 
 
-def body_proxy_renderer(keypoints: np.ndarray, valid: np.ndarray, target: dict, resolution: int) -> Callable[[int], torch.Tensor]:
-    """Everybody Dance Now global normalisation into the target's frame, then the target's crop.
-
-    Proxies are drawn at the subject's resolution and resized exactly as training resized them.
-    """
-    min_confidence = target["track_config"]["min_confidence"]
-    source_ground = ground_stats(keypoints, valid, min_confidence)
-    normalized = normalize_poses(keypoints, source_ground, target["ground"], min_confidence)
-    normalized[~valid, :, 2] = 0.0
-    subject_resolution = target["subject_resolution"]
-    in_crop = Crop.from_dict(target["crop"]).to_crop_pixels(normalized, subject_resolution)
-    renderer = SkeletonRenderer(subject_resolution)
-    return lambda t: resize_uint8(renderer.render(in_crop[t])[None], resolution)[0]
-
-
-RETARGETERS = {"body": body_proxy_renderer}
+def check_options(config: TransferConfig, mode: str, target: dict) -> None:
+    """Fail before the slow tracking when the options can't apply."""
+    if mode != "face" and (config.edit or config.paste_back):
+        raise ReenactError(f"{config.checkpoint}: --edit and --paste-back need a face checkpoint, this one is {mode}")
+    if mode == "face":
+        face_retarget.parse_edits(config.edit, target["expression_names"])
+        if config.paste_back and not Path(target["source_video"]).is_file():
+            raise ReenactError(f"--paste-back: the target's video {target['source_video']} is not there any more")
 
 
 def proxy_windows(render_proxy: Callable[[int], torch.Tensor], frame_count: int, window: int) -> Iterator[torch.Tensor]:
-    """(3·window, R, R) uint8 windows for t = 0..T-1, rendering each proxy once."""
+    """(C·window, R, R) uint8 windows for t = 0..T-1, rendering each proxy once."""
     offsets = window_offsets(window).tolist()
     cache: dict[int, torch.Tensor] = {}
     for t in range(frame_count):
@@ -84,22 +85,55 @@ def proxy_windows(render_proxy: Callable[[int], torch.Tensor], frame_count: int,
 
 
 @torch.no_grad()
-def write_result(out: Path, video: VideoInfo, generator: torch.nn.Module, render_proxy: Callable[[int], torch.Tensor],
-                 frame_count: int, checkpoint: dict, config: TransferConfig, device: torch.device) -> int:
-    resolution, window = checkpoint["resolution"], checkpoint["window"]
-    previous = torch.zeros(1, 3, resolution, resolution, device=device)
-    source_width = max(2, int(round(video.width * resolution / video.height / 2)) * 2)
-    width = source_width + 2 * resolution if config.side_by_side else resolution
-    sources = iter_frames(video, size=(source_width, resolution), max_frames=frame_count) if config.side_by_side else None
-    with VideoWriter(out, video.fps_fraction, (width, resolution), audio_from=config.source, crf=config.crf) as writer, \
+def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Tensor], frame_count: int, window: int,
+             device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(proxy as RGB, generated frame) pairs, each (R, R, 3) uint8, with previous-frame feedback."""
+    previous = None
+    for proxy_window in proxy_windows(render_proxy, frame_count, window):
+        proxies = to_model_range(proxy_window[None].to(device))
+        if previous is None:
+            previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
+        previous = generator(generator_input(proxies, previous))
+        channels = proxy_window.shape[0] // window
+        middle = proxy_window[channels * (window // 2):channels * (window // 2) + 3]
+        yield middle.permute(1, 2, 0).numpy(), to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy()
+
+
+def paste_back(results: Iterator[tuple[np.ndarray, np.ndarray]], crops: np.ndarray, target: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Composite each generated crop into the target's own footage (looped) with a feathered edge."""
+    target_video = probe_video(target["source_video"])
+    footage = itertools.chain.from_iterable(iter_frames(target_video) for _ in itertools.count())
+    for (proxy, generated), crop, frame in zip(results, crops, footage):
+        yield proxy, composite(frame, generated, crop)
+
+
+def composite(frame: np.ndarray, generated: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    x, y, size = (int(v) for v in crop)
+    patch = cv2.resize(generated, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / max(1.0, FEATHER * size), 0, 1)
+    alpha = np.minimum(ramp[:, None], ramp[None, :])[..., None]
+    out = frame.astype(np.float32)
+    top, left = max(0, y), max(0, x)
+    bottom, right = min(frame.shape[0], y + size), min(frame.shape[1], x + size)
+    if bottom > top and right > left:
+        region = (slice(top - y, bottom - y), slice(left - x, right - x))
+        out[top:bottom, left:right] = alpha[region] * patch[region] + (1 - alpha[region]) * out[top:bottom, left:right]
+    return out.round().astype(np.uint8)
+
+
+def write_video(out: Path, video: VideoInfo, results: Iterator[tuple[np.ndarray, np.ndarray]], frame_count: int,
+                checkpoint: dict, config: TransferConfig) -> int:
+    first_proxy, first_result = next(results)
+    height, width = first_result.shape[:2]
+    source_width = max(2, int(round(video.width * height / video.height / 2)) * 2)
+    sources = iter_frames(video, size=(source_width, height), max_frames=frame_count) if config.side_by_side else None
+    total_width = width + (source_width + first_proxy.shape[1] if config.side_by_side else 0)
+    with VideoWriter(out, video.fps_fraction, (total_width, height), audio_from=config.source, crf=config.crf) as writer, \
             progress_task("transferring", frame_count) as task:
-        for proxy_window in proxy_windows(render_proxy, frame_count, window):
-            proxies = to_model_range(proxy_window[None].to(device))
-            previous = generator(generator_input(proxies, previous))
-            result = to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy()
+        for proxy, result in itertools.chain([(first_proxy, first_result)], results):
             if sources is not None:
-                proxy = proxy_window[3 * (window // 2):3 * (window // 2) + 3].permute(1, 2, 0).numpy()
+                proxy = cv2.resize(proxy, (height, height), interpolation=cv2.INTER_NEAREST) if proxy.shape[0] != height else proxy
                 result = np.concatenate([next(sources), proxy, result], axis=1)
             writer.write(result)
             task.advance()
-    return frame_count
+    return writer.frames_written

@@ -17,6 +17,8 @@ from reenact.files import atomic_path
 
 FORMAT = "reenact.checkpoint"
 FORMAT_VERSION = 1
+MODES = ("body", "face")
+REQUIRED = ("mode", "step", "config", "resolution", "window", "model", "generator", "target")
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
@@ -42,6 +44,11 @@ def load_checkpoint(path: str | Path, mode: str | None = None) -> dict:
     if checkpoint.get("format_version") != FORMAT_VERSION:
         raise ReenactError(f"{path}: checkpoint format {checkpoint.get('format_version')} is not supported "
                            f"(this reenact reads {FORMAT_VERSION})")
-    if mode is not None and checkpoint.get("mode") != mode:
-        raise ReenactError(f"{path}: a {checkpoint.get('mode')} checkpoint, but {mode} is needed here")
+    if checkpoint.get("mode") not in MODES:
+        raise ReenactError(f"{path}: a checkpoint of unknown mode {checkpoint.get('mode')!r} (this reenact knows {', '.join(MODES)})")
+    if mode is not None and checkpoint["mode"] != mode:
+        raise ReenactError(f"{path}: a {checkpoint['mode']} checkpoint, but {mode} is needed here")
+    missing = [key for key in REQUIRED if key not in checkpoint]
+    if missing:
+        raise ReenactError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
     return checkpoint

@@ -57,6 +57,7 @@ class TrainConfig:
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 10.0
     temporal_weight: float = 1.0
+    region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 
 
@@ -67,7 +68,16 @@ class TransferConfig:
     out: str | None = None               # default: ./<source stem>_as_<checkpoint stem>.mp4
     device: str = "auto"
     side_by_side: bool = False           # write source | proxy | result
+    paste_back: bool = False             # face: composite the generated crop into the target's footage
+    edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
     crf: int = 18
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    subject: str
+    csv: str | None = None               # write one row per frame
+    json: str | None = None              # write one object per frame
 
 
 ConfigT = TypeVar("ConfigT")
@@ -103,6 +113,10 @@ def _read_toml(path: str) -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, annotation: str) -> Any:
     """Check a value against the field's annotation; ints are accepted where floats are."""
+    if annotation.startswith("tuple[str"):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ReenactError(f"setting {name}: expected a list of strings, got {value!r}")
     kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
     allowed = [kinds[part.strip()] for part in annotation.split("|") if part.strip() in kinds]
     if value is None and "None" in annotation:

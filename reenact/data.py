@@ -41,10 +41,16 @@ def window_offsets(window: int) -> torch.Tensor:
 
 
 def proxy_windows(proxies: torch.Tensor, centers: torch.Tensor, window: int, low: int, high: int) -> torch.Tensor:
-    """(B, 3·window, R, R) stacks of the proxies around each centre, clamped to frames [low, high)."""
-    indices = (centers[:, None] + window_offsets(window)[None]).clamp(low, high - 1)
+    """(B, C·window, R, R) stacks of the C-channel proxies around each centre, clamped to frames [low, high)."""
+    indices = (centers[:, None] + window_offsets(window).to(centers.device)[None]).clamp(low, high - 1)
     stacked = proxies[indices.reshape(-1)]
-    return stacked.reshape(len(centers), window * 3, *stacked.shape[-2:])
+    return stacked.reshape(len(centers), window * proxies.shape[1], *stacked.shape[-2:])
+
+
+def center_proxy(proxy_window: torch.Tensor, window: int) -> torch.Tensor:
+    """The proxy of frame t itself out of a (B, C·window, R, R) stack."""
+    channels = proxy_window.shape[1] // window
+    return proxy_window[:, channels * (window // 2):channels * (window // 2 + 1)]
 
 
 def generator_input(proxy_window: torch.Tensor, previous_frame: torch.Tensor) -> torch.Tensor:
@@ -56,9 +62,11 @@ class SubjectClip:
     """A subject's frames and proxies at the model resolution, with the train/validation split."""
 
     def __init__(self, frames: np.ndarray, proxies: np.ndarray, valid: np.ndarray, resolution: int,
-                 window: int, validation_fraction: float):
+                 window: int, validation_fraction: float, regions: np.ndarray | None = None):
         self.frames = load_clip(frames, resolution)
         self.proxies = load_clip(proxies, resolution)
+        # Regions that count extra in the reconstruction loss (mouth and eyes for faces).
+        self.regions = load_clip(regions[..., None], resolution) if regions is not None else None
         self.valid = torch.as_tensor(np.asarray(valid, bool))
         self.window = window
         count = len(self.frames)
@@ -67,8 +75,13 @@ class SubjectClip:
         self.train_centers = torch.nonzero(pair_ok).flatten() + 1
         self.validation_centers = torch.arange(self.train_end, count)
 
+    @property
+    def proxy_channels(self) -> int:
+        return self.proxies.shape[1]
+
     def to(self, device: torch.device) -> "SubjectClip":
         self.frames, self.proxies = self.frames.to(device), self.proxies.to(device)
+        self.regions = self.regions.to(device) if self.regions is not None else None
         return self
 
     def pair_batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
@@ -85,9 +98,12 @@ class SubjectClip:
 
     def _pair(self, centers: torch.Tensor, low: int, high: int) -> dict[str, torch.Tensor]:
         previous = (centers - 1).clamp(min=low)
-        return {
+        batch = {
             "proxies_previous": to_model_range(proxy_windows(self.proxies, previous, self.window, low, high)),
             "proxies": to_model_range(proxy_windows(self.proxies, centers, self.window, low, high)),
             "frames_previous": to_model_range(self.frames[previous]),
             "frames": to_model_range(self.frames[centers]),
         }
+        if self.regions is not None:
+            batch["regions"] = torch.cat([self.regions[previous], self.regions[centers]]).float() / 255
+        return batch

@@ -76,9 +76,25 @@ class Subject:
         return np.load(self.root / PROXIES, mmap_mode="r")
 
 
-def save_tracks(path: Path, valid: np.ndarray, keypoints: np.ndarray, keypoint_names: tuple[str, ...], **extra: np.ndarray) -> None:
-    np.savez_compressed(path, schema_version=np.int32(SCHEMA_VERSION), valid=valid.astype(bool),
-                        keypoints=keypoints.astype(np.float32), keypoint_names=np.array(keypoint_names), **extra)
+def save_tracks(path: Path, **arrays: np.ndarray) -> None:
+    np.savez_compressed(path, schema_version=np.int32(SCHEMA_VERSION), **arrays)
+
+
+def open_images(path: Path, count: int, resolution: int, channels: int) -> np.ndarray:
+    """A (count, R, R, channels) uint8 .npy memmap to fill frame by frame."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, resolution, resolution, channels))
+
+
+def fill_images(images: np.ndarray, frames, video_path: str) -> None:
+    """Write an iterable of frames into a memmap; the iterable must give exactly as many."""
+    written = 0
+    for written, frame in enumerate(frames, start=1):
+        if written > len(images):
+            break
+        images[written - 1] = frame
+    if written != len(images):
+        raise ReenactError(f"{video_path}: decoding gave {written} frames on a later pass, {len(images)} on the first")
+    images.flush()
 
 
 def tool_versions() -> dict[str, str]:

@@ -8,16 +8,16 @@ from reenact.models import GlobalGenerator, MultiscaleDiscriminator
 from reenact.presets import ModelPreset
 
 
-def model_arguments(preset: ModelPreset, window: int) -> dict[str, dict[str, int]]:
+def model_arguments(preset: ModelPreset, window: int, proxy_channels: int) -> dict[str, dict[str, int]]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     return {
-        "generator": {"in_channels": 3 * window + 3, "out_channels": 3, "ngf": preset.ngf,
+        "generator": {"in_channels": proxy_channels * window + 3, "out_channels": 3, "ngf": preset.ngf,
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
         # (proxy of t, frame t)
-        "image_discriminator": {"in_channels": 6, **discriminator},
+        "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
         # (proxies of t-1 and t, frames t-1 and t)
-        "temporal_discriminator": {"in_channels": 12, **discriminator},
+        "temporal_discriminator": {"in_channels": 2 * proxy_channels + 6, **discriminator},
     }
 
 

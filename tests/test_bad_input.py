@@ -73,11 +73,14 @@ def test_checkpoint_carrying_code_is_refused_without_running_it(tmp_path, exampl
     assert not marker.exists()
 
 
-def test_checkpoint_of_another_mode(tmp_path, example_source):
-    face = tmp_path / "face.ckpt"
-    torch.save({"format": "reenact.checkpoint", "format_version": 1, "mode": "face"}, face)
-    result = run_reenact("transfer", example_source, face, "--out", tmp_path / "o.mp4")
-    assert_clean_failure(result, "face.ckpt", "face")
+def test_checkpoint_of_an_unknown_mode_or_incomplete(tmp_path, example_source):
+    hands = tmp_path / "hands.ckpt"
+    torch.save({"format": "reenact.checkpoint", "format_version": 1, "mode": "hands"}, hands)
+    assert_clean_failure(run_reenact("transfer", example_source, hands, "--out", tmp_path / "o.mp4"), "hands.ckpt", "hands")
+    partial = tmp_path / "partial.ckpt"
+    torch.save({"format": "reenact.checkpoint", "format_version": 1, "mode": "body", "step": 3}, partial)
+    assert_clean_failure(run_reenact("transfer", example_source, partial, "--out", tmp_path / "o.mp4"), "partial.ckpt", "incomplete")
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_train_on_a_folder_that_is_not_a_subject(tmp_path):

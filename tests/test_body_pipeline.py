@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reenact.io import iter_frames, probe_video
-from tests.conftest import make_clip, run_reenact, shared_clip
+from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip
 
 RESOLUTION = 96
 
@@ -96,6 +96,19 @@ def test_resume_continues_to_the_total_steps(checkpoint, subject, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "resumed from" in result.stderr and "step 4" in result.stderr
     assert torch.load(resumed, weights_only=True)["step"] == 6
+
+
+def test_resuming_from_a_checkpoint_of_another_mode_is_refused(checkpoint, subject, tmp_path):
+    face = tmp_path / "face.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "mode": "face"}, face)
+    result = run_reenact("train", subject, "--preset", "tiny", "--steps", 6, "--resume", "--out", face)
+    assert_clean_failure(result, "face.ckpt", "a face checkpoint, but body is needed")
+
+
+def test_face_options_are_refused_for_a_body_checkpoint(checkpoint, example_source, tmp_path):
+    result = run_reenact("transfer", example_source, checkpoint, "--edit", "jawOpen=+0.2", "--out", tmp_path / "o.mp4")
+    assert_clean_failure(result, "need a face checkpoint")
 
 
 def test_transfer_follows_the_source_frames_fps_and_audio(checkpoint, example_target, tmp_path):

@@ -38,6 +38,11 @@ class VideoInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def fit_within(self, long_side: int) -> tuple[int, int]:
+        """This video's aspect with its long side at most ``long_side``, in even pixels."""
+        scale = min(1.0, long_side / max(self.width, self.height))
+        return (max(2, int(round(self.width * scale / 2)) * 2), max(2, int(round(self.height * scale / 2)) * 2))
+
 
 def probe_video(path: str | Path, use_ffprobe: bool = True) -> VideoInfo:
     path = Path(path)

@@ -1,0 +1,28 @@
+"""Body retargeting for transfer: Everybody Dance Now normalisation into the target's crop."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from reenact.body.crop import Crop
+from reenact.body.normalize import ground_stats, normalize_poses
+from reenact.render.skeleton import SkeletonRenderer
+
+
+def proxy_source(tracks, target: dict) -> Callable[[int], np.ndarray]:
+    """A function t → (R, R, 3) uint8 proxy at the subject's resolution for the source's frame t."""
+    min_confidence = target["track_config"]["min_confidence"]
+    source_ground = ground_stats(tracks.keypoints, tracks.valid, min_confidence)
+    normalized = normalize_poses(tracks.keypoints, source_ground, target["ground"], min_confidence)
+    normalized[~tracks.valid, :, 2] = 0.0
+    subject_resolution = target["subject_resolution"]
+    in_crop = Crop.from_dict(target["crop"]).to_crop_pixels(normalized, subject_resolution)
+    renderer = SkeletonRenderer(subject_resolution)
+    return lambda t: renderer.render(in_crop[t])
+
+
+def target_fields(subject) -> dict:
+    """What transfer needs from a body subject folder."""
+    return {"crop": subject.meta["crop"], "ground": subject.meta["ground"]}

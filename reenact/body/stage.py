@@ -1,0 +1,87 @@
+"""The body mode's part of `track`: track a clip, then write its subject files."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reenact import subject as subject_files
+from reenact.body import layout
+from reenact.body.crop import Crop, subject_crop
+from reenact.body.normalize import ground_stats
+from reenact.body.smoothing import SMOOTHERS, fill_short_gaps
+from reenact.body.tracker import track_body
+from reenact.config import TrackConfig
+from reenact.errors import ReenactError
+from reenact.io import VideoInfo, VideoWriter, iter_frames
+from reenact.progress import info, progress_task, with_progress
+from reenact.render.skeleton import SkeletonRenderer
+
+
+@dataclass
+class BodyTracks:
+    valid: np.ndarray        # (T,) a person in the frame
+    keypoints: np.ndarray    # (T, K, 3) smoothed, source pixels + confidence
+
+
+def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
+    """Track, fill short gaps and smooth; a frame is valid when three of shoulders and hips are confident."""
+    frames = iter_frames(video, size=video.fit_within(config.detect_size))
+    start = time.perf_counter()
+    raw = track_body(with_progress(frames, "tracking body", video.frame_count), (video.width, video.height))
+    seconds = time.perf_counter() - start
+    if len(raw) < config.min_frames:
+        raise ReenactError(f"{config.video}: too few frames ({len(raw)}; at least {config.min_frames} needed)")
+    info(f"tracked {len(raw)} frames in {seconds:.1f} s ({len(raw) / seconds:.1f} frames/s)")
+    max_gap = max(1, int(round(config.max_gap_seconds * video.fps)))
+    filled = fill_short_gaps(raw, config.min_confidence, max_gap)
+    smoothed = SMOOTHERS[config.smoothing](
+        filled, min_confidence=config.min_confidence, fps=video.fps, scale=max(video.width, video.height),
+        min_cutoff=config.one_euro_min_cutoff, beta=config.one_euro_beta, d_cutoff=config.one_euro_d_cutoff)
+    torso = [layout.POSE[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    valid = (smoothed[:, torso, 2] >= config.min_confidence).sum(axis=1) >= 3
+    return BodyTracks(valid, smoothed)
+
+
+def write(folder: Path, video: VideoInfo, tracks: BodyTracks, config: TrackConfig) -> dict:
+    """tracks.npz, frames.npy, proxies.npy and preview.mp4; returns the mode's subject.json fields."""
+    crop = subject_crop(tracks.keypoints, tracks.valid, (video.width, video.height), config.min_confidence, config.crop_margin)
+    subject_files.save_tracks(folder / subject_files.TRACKS, valid=tracks.valid, keypoints=tracks.keypoints.astype(np.float32),
+                              keypoint_names=np.array(layout.KEYPOINT_NAMES), fps=np.float64(video.fps))
+    frame_count = len(tracks.valid)
+    frames = subject_files.open_images(folder / subject_files.FRAMES, frame_count, config.resolution, 3)
+    decoded = iter_frames(video, size=(config.resolution, config.resolution), crop=crop.box(), max_frames=frame_count)
+    subject_files.fill_images(frames, with_progress(decoded, "cropping frames", frame_count), video.path)
+    write_proxies(folder / subject_files.PROXIES, tracks.keypoints, crop, config.resolution)
+    write_preview(folder / subject_files.PREVIEW, video, tracks.keypoints, crop, config)
+    return {"crop": crop.to_dict(), "ground": ground_stats(tracks.keypoints, tracks.valid, config.min_confidence)}
+
+
+def write_proxies(path: Path, keypoints: np.ndarray, crop: Crop, resolution: int) -> None:
+    renderer = SkeletonRenderer(resolution)
+    proxies = subject_files.open_images(path, len(keypoints), resolution, 3)
+    in_crop = crop.to_crop_pixels(keypoints, resolution)
+    for t in range(len(keypoints)):
+        proxies[t] = renderer.render(in_crop[t])
+    proxies.flush()
+
+
+def write_preview(path: Path, video: VideoInfo, keypoints: np.ndarray, crop: Crop, config: TrackConfig) -> None:
+    """The footage with the skeleton drawn over it and the crop box outlined."""
+    width, height = video.fit_within(config.preview_size)
+    scale = width / video.width
+    renderer = SkeletonRenderer(max(16, int(crop.size * scale)))
+    box = (int(crop.x * scale), int(crop.y * scale)), (int((crop.x + crop.size) * scale), int((crop.y + crop.size) * scale))
+    with VideoWriter(path, video.fps_fraction, (width, height)) as writer, progress_task("writing preview", len(keypoints)) as task:
+        for t, frame in enumerate(iter_frames(video, size=(width, height), max_frames=len(keypoints))):
+            points = keypoints[t].copy()
+            points[:, :2] *= scale
+            overlay = frame.copy()
+            renderer.draw(overlay, points)
+            cv2.rectangle(overlay, box[0], box[1], (255, 255, 255), 1, cv2.LINE_AA)
+            writer.write(overlay)
+            task.advance()

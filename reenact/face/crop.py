@@ -1,0 +1,53 @@
+"""The face crop: a fixed-size square that follows the head, smoothed over time, framed for
+head and shoulders as in Deep Video Portraits."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from reenact.face.model import CHIN, FOREHEAD
+
+CROP_FACE_LENGTHS = 2.6      # crop side in forehead-to-chin lengths
+CROP_DOWN_SHIFT = 0.12       # of the side: move the box down so shoulders show
+SMOOTHING_SECONDS = 0.25     # Gaussian sigma of the centre's smoothing
+
+
+def face_crops(landmarks: np.ndarray, valid: np.ndarray, fps: float, size: int | None = None) -> np.ndarray:
+    """(T, 3) int crops (x, y, size) in source pixels; ``size`` defaults to the clip's own framing."""
+    face_length = np.linalg.norm(landmarks[:, FOREHEAD, :2] - landmarks[:, CHIN, :2], axis=1)
+    if size is None:
+        size = int(round(CROP_FACE_LENGTHS * np.median(face_length[valid])))
+    centers = (landmarks[:, :468, :2].min(axis=1) + landmarks[:, :468, :2].max(axis=1)) / 2
+    centers = smooth_over_time(fill_invalid(centers, valid), fps * SMOOTHING_SECONDS)
+    corners = np.round(centers - size / 2 + [0, CROP_DOWN_SHIFT * size]).astype(np.int64)
+    return np.concatenate([corners, np.full((len(corners), 1), size)], axis=1)
+
+
+def fill_invalid(series: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over invalid frames (held constant beyond the ends)."""
+    times = np.arange(len(series))
+    return np.stack([np.interp(times, times[valid], series[valid, k]) for k in range(series.shape[1])], axis=1)
+
+
+def smooth_over_time(series: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 with edges held (no shrinking towards zero at the ends)."""
+    if sigma <= 0 or len(series) < 2:
+        return series.copy()
+    radius = int(3 * sigma)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(series, ((radius, radius), (0, 0)), mode="edge")
+    return np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(series.shape[1])], axis=1)
+
+
+def crop_square(frame: np.ndarray, crop: np.ndarray, resolution: int) -> np.ndarray:
+    """The (x, y, size) square of ``frame`` (black outside it) resized to resolution² with area averaging."""
+    x, y, size = (int(v) for v in crop)
+    height, width = frame.shape[:2]
+    canvas = np.zeros((size, size, 3), np.uint8)
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(width, x + size), min(height, y + size)
+    if right > left and bottom > top:
+        canvas[top - y:bottom - y, left - x:right - x] = frame[top:bottom, left:right]
+    return cv2.resize(canvas, (resolution, resolution), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,143 @@
+"""Fitting the face model to a whole clip's FaceMesh landmarks at once, batched in torch.
+
+Unknowns: one identity (100,), per-frame expression weights (T, 53) in [0, 1], per-frame
+rotation and translation, and one focal length. The eyeLook* weights are not fitted to
+landmarks (eyelids alone can't tell gaze); they come from the irises (reenact/face/gaze.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reenact.body.layout import FACE_CHAINS
+from reenact.face.geometry import axis_angle_to_matrix, project
+from reenact.face.model import LEFT_EYE_OUTER, NUM_LANDMARKS, RIGHT_EYE_OUTER, FaceModel
+
+GAZE_EXPRESSIONS = ("eyeLook",)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    iterations: int = 400
+    rigid_iterations: int = 150
+    learning_rate: float = 0.03
+    eye_weight: float = 4.0            # eye outlines count this much more than other points
+    mouth_weight: float = 3.0
+    identity_prior: float = 2e-3       # on |identity|², identity ~ N(0, 1)
+    expression_prior: float = 1e-3     # L1 on the weights: prefer few active blendshapes
+    expression_smoothness: float = 0.02
+    pose_smoothness: float = 1.0
+
+
+@dataclass
+class FaceFit:
+    identity: np.ndarray               # (100,)
+    expression: np.ndarray             # (T, 53) in [0, 1]
+    rotation: np.ndarray               # (T, 3, 3)
+    translation: np.ndarray            # (T, 3) centimetres, camera space
+    focal: float                       # pixels
+    fitted_landmarks: np.ndarray       # (T, 468, 2) source pixels
+    error: np.ndarray                  # (T,) mean landmark distance / inter-ocular distance
+
+
+def landmark_weights() -> torch.Tensor:
+    weights = torch.ones(NUM_LANDMARKS)
+    for name, factor in (("eyes", FitSettings.eye_weight), ("inner_lips", FitSettings.mouth_weight),
+                         ("outer_lips", FitSettings.mouth_weight)):
+        for chain in FACE_CHAINS[name]:
+            weights[list(chain)] = factor
+    return weights
+
+
+def fit_clip(model: FaceModel, landmarks: np.ndarray, valid: np.ndarray, image_size: tuple[int, int],
+             settings: FitSettings = FitSettings(), device: torch.device = torch.device("cpu")) -> FaceFit:
+    """Fit (T, 478, ≥2) pixel landmarks; frames where ``valid`` is False are interpolated by smoothness."""
+    target = torch.as_tensor(landmarks[:, :NUM_LANDMARKS, :2], dtype=torch.float32, device=device)
+    mask = torch.as_tensor(valid, dtype=torch.float32, device=device)
+    model = model.to(device)
+    center = (image_size[0] / 2, image_size[1] / 2)
+    interocular = (target[:, RIGHT_EYE_OUTER] - target[:, LEFT_EYE_OUTER]).norm(dim=-1).clamp_min(1.0)
+    params = initial_parameters(model, target, interocular, image_size, device)
+    gaze = torch.tensor([name.startswith(GAZE_EXPRESSIONS) for name in model.expression_names], device=device)
+    weights = landmark_weights().to(device)
+    for stage, steps in (("rigid", settings.rigid_iterations), ("full", settings.iterations)):
+        trainable = ["rotation", "translation", "log_focal"] + (["identity", "expression_logits"] if stage == "full" else [])
+        optimizer = torch.optim.Adam([params[name] for name in trainable], lr=settings.learning_rate)
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = fit_loss(model, params, target, mask, interocular, weights, gaze, center, settings)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        _, projected = fit_loss(model, params, target, mask, interocular, weights, gaze, center, settings)
+        error = (projected - target).norm(dim=-1).mean(dim=-1) / interocular
+        return FaceFit(params["identity"].cpu().numpy(), expression_weights(params, gaze).cpu().numpy(),
+                       axis_angle_to_matrix(params["rotation"]).cpu().numpy(), params["translation"].cpu().numpy(),
+                       float(params["log_focal"].exp()), projected.cpu().numpy(), error.cpu().numpy())
+
+
+def initial_parameters(model: FaceModel, target: torch.Tensor, interocular: torch.Tensor,
+                       image_size: tuple[int, int], device: torch.device) -> dict[str, torch.Tensor]:
+    """Frontal head at the distance that matches the inter-ocular distance in pixels."""
+    frames = len(target)
+    focal = float(max(image_size))
+    model_interocular = float((model.landmark_mean[RIGHT_EYE_OUTER] - model.landmark_mean[LEFT_EYE_OUTER]).norm())
+    depth = focal * model_interocular / interocular
+    centroid = target.mean(dim=1)
+    translation = torch.stack([(centroid[:, 0] - image_size[0] / 2) * depth / focal,
+                               -(centroid[:, 1] - image_size[1] / 2) * depth / focal, -depth], dim=-1)
+    translation = translation - torch.cat([model.landmark_mean.mean(0)[:2], torch.zeros(1, device=device)])
+    return {
+        "rotation": torch.zeros(frames, 3, device=device, requires_grad=True),
+        "translation": translation.detach().clone().requires_grad_(True),
+        "log_focal": torch.tensor(np.log(focal), dtype=torch.float32, device=device, requires_grad=True),
+        "identity": torch.zeros(model.landmark_identity_basis.shape[0], device=device, requires_grad=True),
+        "expression_logits": torch.full((frames, len(model.expression_names)), -4.0, device=device, requires_grad=True),
+    }
+
+
+# Mouth shapes that also open the lips are penalised more than jawOpen, and lid shapes more
+# than eyeBlink, so an open mouth reads as jawOpen and closing lids as a blink. mouthClose
+# (lips shut over an open jaw) is penalised hardest: otherwise the fit pairs it with jawOpen.
+PRIOR_SCALES = {
+    "jawOpen": 0.0, "eyeBlink_L": 0.0, "eyeBlink_R": 0.0, "mouthClose": 10.0,
+    "mouthLowerDown_L": 10.0, "mouthLowerDown_R": 10.0, "mouthUpperUp_L": 8.0, "mouthUpperUp_R": 8.0,
+    "mouthFunnel": 8.0, "mouthRollUpper": 4.0, "mouthRollLower": 4.0,
+    "mouthStretch_L": 2.0, "mouthStretch_R": 2.0, "eyeSquint_L": 2.0, "eyeSquint_R": 2.0,
+}
+
+
+def expression_prior_scale(model: FaceModel) -> torch.Tensor:
+    return torch.tensor([PRIOR_SCALES.get(n, 1.0) for n in model.expression_names], device=model.landmark_mean.device)
+
+
+def expression_weights(params: dict[str, torch.Tensor], gaze: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(params["expression_logits"]) * (~gaze)
+
+
+def fit_loss(model: FaceModel, params: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor,
+             interocular: torch.Tensor, weights: torch.Tensor, gaze: torch.Tensor, center: tuple[float, float],
+             settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    expression = expression_weights(params, gaze)
+    points = model.landmarks(params["identity"], expression)
+    projected, _ = project(points, axis_angle_to_matrix(params["rotation"]), params["translation"],
+                           params["log_focal"].exp(), center)
+    residual = ((projected - target) / interocular[:, None, None]).pow(2).sum(-1)
+    data = (residual * weights).sum(-1) / weights.sum()
+    data = (data * mask).sum() / mask.sum().clamp_min(1)
+    scale = interocular.mean() / interocular  # keep pose smoothness in comparable units across frames
+    smooth = (settings.expression_smoothness * _second_order(expression).mean()
+              + settings.pose_smoothness * (_second_order(params["rotation"]).mean()
+                                            + _second_order(params["translation"] / params["translation"][:, 2:].abs() * scale[:, None]).mean()))
+    prior = settings.identity_prior * params["identity"].pow(2).mean() + settings.expression_prior * (expression * expression_prior_scale(model)).mean()
+    return data + smooth + prior, projected
+
+
+def _second_order(series: torch.Tensor) -> torch.Tensor:
+    """Squared first differences over time (zero for a single frame)."""
+    if len(series) < 2:
+        return series.new_zeros(())
+    return (series[1:] - series[:-1]).pow(2)

@@ -1,0 +1,109 @@
+"""Face retargeting for transfer, as in Deep Video Portraits: the target's identity with the
+source's expressions, gaze and blinks, and the source's head motion relative to its mean pose
+applied around the target's mean pose."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from reenact.errors import ReenactError
+from reenact.face.crop import face_crops
+from reenact.face.gaze import irises_from_offsets
+from reenact.face.geometry import project
+from reenact.face.model import load_face_model
+from reenact.render.face import FaceProxyRenderer
+
+RENDER_BATCH = 32
+
+
+def mean_rotation(rotations: np.ndarray) -> np.ndarray:
+    """The rotation closest to the average of (T, 3, 3) rotations (projection onto SO(3))."""
+    u, _, vt = np.linalg.svd(rotations.mean(axis=0))
+    return u @ np.diag([1, 1, np.sign(np.linalg.det(u @ vt))]) @ vt
+
+
+def target_fields(subject) -> dict:
+    """What transfer needs from a face subject folder: identity, mean pose, camera, framing."""
+    tracks, valid = subject.tracks, subject.tracks["valid"]
+    return {
+        "identity": tracks["identity"].tolist(), "focal": float(tracks["focal"]),
+        "mean_rotation": mean_rotation(tracks["rotation"][valid]).tolist(),
+        "mean_translation": tracks["translation"][valid].mean(axis=0).tolist(),
+        "image_size": [int(v) for v in tracks["image_size"]], "crop_size": int(tracks["crops"][0, 2]),
+        "iris_radius": tracks["iris_offsets"][valid, :, 2].mean(axis=0).tolist(),
+        "expression_names": [str(n) for n in tracks["expression_names"]],
+        "source_video": subject.meta["source"]["path"], "frame_count": int(len(valid)),
+    }
+
+
+def parse_edits(edits: tuple[str, ...], names: list[str]) -> list[tuple[int, float]]:
+    """``NAME=+0.2`` → (index, 0.2); unknown names are errors that list the valid ones."""
+    parsed = []
+    for edit in edits:
+        name, _, value = edit.partition("=")
+        if name not in names:
+            raise ReenactError(f"--edit {edit}: unknown expression {name!r} (valid: {', '.join(names)})")
+        try:
+            parsed.append((names.index(name), float(value)))
+        except ValueError:
+            raise ReenactError(f"--edit {edit}: expected NAME=+VALUE or NAME=-VALUE") from None
+    return parsed
+
+
+def apply_edits(expression: np.ndarray, edits: tuple[str, ...], names: list[str]) -> np.ndarray:
+    """Add each edit to its weight in every frame, clamped to [0, 1]."""
+    edited = expression.copy()
+    for index, amount in parse_edits(edits, names):
+        edited[:, index] += amount
+    return edited.clip(0, 1)
+
+
+def retarget_pose(source_rotation: np.ndarray, source_translation: np.ndarray, valid: np.ndarray,
+                  target: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Source rotations and translations relative to the source's mean, applied around the target's mean.
+
+    Translations are scaled by the ratio of the mean distances to the camera, so a step towards
+    the camera stays a step of the same apparent size.
+    """
+    source_mean_rotation = mean_rotation(source_rotation[valid])
+    source_mean_translation = source_translation[valid].mean(axis=0)
+    target_rotation, target_translation = np.array(target["mean_rotation"]), np.array(target["mean_translation"])
+    rotation = source_rotation @ source_mean_rotation.T @ target_rotation
+    depth_ratio = target_translation[2] / source_mean_translation[2]
+    translation = target_translation + (source_translation - source_mean_translation) * depth_ratio
+    return rotation, translation
+
+
+def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
+    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame)."""
+    model = load_face_model()
+    names = list(model.expression_names)
+    expression = apply_edits(tracks.expression, edits, names)
+    rotation, translation = retarget_pose(tracks.fit.rotation, tracks.fit.translation, tracks.valid, target)
+    identity, focal = np.array(target["identity"], np.float32), target["focal"]
+    center = (target["image_size"][0] / 2, target["image_size"][1] / 2)
+    with torch.no_grad():
+        points = model.landmarks(torch.as_tensor(identity), torch.as_tensor(expression, dtype=torch.float32))
+        landmarks, _ = project(points, torch.as_tensor(rotation, dtype=torch.float32),
+                               torch.as_tensor(translation, dtype=torch.float32), torch.tensor(focal), center)
+    landmarks = landmarks.numpy()
+    offsets = tracks.iris_offsets.copy()
+    offsets[..., 2] = target["iris_radius"]          # the target's irises, moved as the source's
+    irises = irises_from_offsets(landmarks, offsets)
+    crops = face_crops(landmarks, tracks.valid, fps=tracks.fps, size=target["crop_size"])
+    renderer = FaceProxyRenderer(model, target["subject_resolution"])
+    cache: dict[int, np.ndarray] = {}
+
+    def proxy(t: int) -> np.ndarray:
+        if t not in cache:
+            cache.clear()
+            batch = slice(t, t + RENDER_BATCH)
+            rendered = renderer.render(identity, expression[batch], rotation[batch], translation[batch], focal, center,
+                                       crops[batch], landmarks[batch], irises[batch])
+            cache.update({t + i: image for i, image in enumerate(rendered)})
+        return cache[t]
+
+    return proxy, crops

@@ -1,0 +1,81 @@
+"""Face tracking for a clip: FaceMesh landmarks, the whole-clip model fit, gaze, and crops."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reenact.face.crop import face_crops
+from reenact.face.fitting import FaceFit, fit_clip
+from reenact.face.gaze import eye_look_weights, gaze_angles, raw_iris_offsets
+from reenact.face.model import NUM_LANDMARKS, load_face_model
+from reenact.face.tracker import track_face
+from reenact.io import VideoInfo, iter_frames
+from reenact.progress import info, with_progress
+
+
+@dataclass
+class FaceTracks:
+    valid: np.ndarray              # (T,)
+    landmarks: np.ndarray          # (T, 478, 3) detections, source pixels
+    fit: FaceFit
+    expression: np.ndarray         # (T, 53) fitted weights with eyeLook* from the irises
+    gaze: np.ndarray               # (T, 2, 2) degrees, [R, L] × [inward yaw, upward pitch]
+    iris_offsets: np.ndarray       # (T, 2, 3) iris (inward, up, radius) in eye widths, raw
+    crops: np.ndarray              # (T, 3) x, y, size in source pixels
+    image_size: tuple[int, int]
+    fps: float
+
+    def fitted_landmarks(self) -> np.ndarray:
+        """(T, 478, 2): the fit's projection of the 468 points, then the 10 detected iris points."""
+        return np.concatenate([self.fit.fitted_landmarks, self.landmarks[:, NUM_LANDMARKS:, :2]], axis=1)
+
+    def to_arrays(self, expression_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return {
+            "valid": self.valid, "landmarks": self.landmarks.astype(np.float32),
+            "fitted_landmarks": self.fitted_landmarks().astype(np.float32),
+            "expression": self.expression.astype(np.float32), "expression_names": np.array(expression_names),
+            "identity": self.fit.identity.astype(np.float32), "rotation": self.fit.rotation.astype(np.float32),
+            "translation": self.fit.translation.astype(np.float32), "focal": np.float32(self.fit.focal),
+            "gaze": self.gaze.astype(np.float32), "iris_offsets": self.iris_offsets.astype(np.float32),
+            "crops": self.crops.astype(np.int64), "fit_error": self.fit.error.astype(np.float32),
+            "image_size": np.array(self.image_size),
+        }
+
+
+def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torch.device,
+                    crop_size: int | None = None) -> FaceTracks:
+    """Detect, fit and frame a clip. ``crop_size`` fixes the crop side (transfer uses the target's)."""
+    frames = iter_frames(video, size=detect_size)
+    start = time.perf_counter()
+    landmarks, valid = track_face(with_progress(frames, "tracking face", video.frame_count), (video.width, video.height))
+    seconds = time.perf_counter() - start
+    info(f"tracked {len(landmarks)} frames in {seconds:.1f} s ({len(landmarks) / max(seconds, 1e-9):.1f} frames/s), "
+         f"face found in {valid.mean() if len(valid) else 0:.1%}")
+    if not valid.any():
+        return FaceTracks(valid, landmarks, None, None, None, None, None, (video.width, video.height), video.fps)
+    model = load_face_model()
+    start = time.perf_counter()
+    fit = fit_clip(model, landmarks, valid, (video.width, video.height), device=device)
+    seconds = time.perf_counter() - start
+    info(f"fitted the face model in {seconds:.1f} s ({len(landmarks) / seconds:.1f} frames/s), "
+         f"median error {np.median(fit.error[valid]):.4f} of the inter-ocular distance")
+    landmarks = fill_missing(landmarks, valid)
+    expression = fit.expression.copy()
+    for name, weights in eye_look_weights(landmarks, model.expression_names).items():
+        expression[:, model.expression_index(name)] = weights
+    crops = face_crops(landmarks, valid, video.fps, size=crop_size)
+    return FaceTracks(valid, landmarks, fit, expression, gaze_angles(landmarks), raw_iris_offsets(landmarks),
+                      crops, (video.width, video.height), video.fps)
+
+
+def fill_missing(landmarks: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Frames without a detection take the nearest detected frame's landmarks (for gaze and crops)."""
+    detected = np.flatnonzero(valid)
+    after = np.searchsorted(detected, np.arange(len(valid))).clip(max=len(detected) - 1)
+    before = (after - 1).clip(min=0)
+    closer_before = np.abs(detected[before] - np.arange(len(valid))) < np.abs(detected[after] - np.arange(len(valid)))
+    return landmarks[np.where(closer_before, detected[before], detected[after])]
