@@ -20,7 +20,7 @@ from reenact.progress import progress_task, with_progress
 from reenact.render.face import PROXY_CHANNELS, FaceProxyRenderer
 
 RENDER_BATCH = 32
-PREVIEW_MESH_SIDE = 320
+PREVIEW_MESH_SIDE = 224
 
 
 def track(video: VideoInfo, config: TrackConfig) -> FaceTracks:
@@ -62,6 +62,14 @@ def render_proxies(renderer: FaceProxyRenderer, tracks: FaceTracks, crops: np.nd
             task.advance(len(rendered))
 
 
+def draw_dots(image: np.ndarray, points: np.ndarray, color: tuple[int, int, int]) -> None:
+    """2×2-pixel dots at each point, set in one indexing operation (hundreds per frame)."""
+    x, y = np.round(points[:, 0]).astype(int), np.round(points[:, 1]).astype(int)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        inside = (x + dx >= 0) & (x + dx < image.shape[1]) & (y + dy >= 0) & (y + dy < image.shape[0])
+        image[y[inside] + dy, x[inside] + dx] = color
+
+
 def write_preview(path: Path, video: VideoInfo, tracks: FaceTracks, config: TrackConfig) -> None:
     """The footage with the fitted mesh blended over it, detected (green) and fitted (red) landmarks, and the error."""
     width, height = video.fit_within(config.preview_size)
@@ -78,8 +86,7 @@ def write_preview(path: Path, video: VideoInfo, tracks: FaceTracks, config: Trac
             covered = mesh.any(axis=2, keepdims=True)
             overlay = np.where(covered, (frame * 0.5 + mesh * 0.5).astype(np.uint8), frame)
             for points, color in ((detected[t], (0, 255, 0)), (fitted[t], (255, 0, 0))):
-                for x, y in points.astype(int):
-                    cv2.circle(overlay, (x, y), 1, color, -1)
+                draw_dots(overlay, points, color)
             cv2.putText(overlay, f"fit error {tracks.fit.error[t]:.3f} IOD", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         (255, 255, 255), 1, cv2.LINE_AA)
             writer.write(overlay)
