@@ -1,7 +1,7 @@
 """A vectorised triangle rasterizer in torch (CPU or GPU): z-buffer and per-pixel interpolation.
 
 Each triangle's pixel candidates are the pixel centres in its bounding box. Triangles are
-grouped by box size so each group enumerates a small fixed grid; the z-buffer is a
+grouped by box width and height so each group enumerates a small fixed grid; the z-buffer is a
 scatter-min over all candidates, and ties go to the highest candidate index, so the result is
 deterministic. A batch of meshes is drawn in one pass, which amortises the per-call overhead.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-# Bounding-box sizes (pixels) of the triangle groups; larger triangles are skipped, which only
-# happens for meshes far bigger than the image.
-BOX_SIZES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+# Bounding-box widths and heights (pixels) of the triangle groups; larger triangles are skipped,
+# which only happens for meshes far bigger than the image.
+BOX_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 
 def rasterize(vertices: torch.Tensor, triangles: torch.Tensor, attributes: torch.Tensor,
@@ -55,13 +55,17 @@ def _candidates(corners: torch.Tensor, width: int, height: int):
     low = torch.floor(corners[..., :2].amin(dim=1) - 0.5).clamp_min(0)
     high = torch.ceil(corners[..., :2].amax(dim=1) - 0.5)
     high = torch.minimum(high, torch.tensor([width - 1, height - 1], device=corners.device, dtype=corners.dtype))
-    extent = (high - low + 1).amax(dim=1)
-    pieces, previous = [], 0
-    for box in BOX_SIZES:
-        group = torch.nonzero((extent > previous) & (extent <= box)).flatten()
-        previous = box
-        if len(group):
-            pieces.append(_group_candidates(corners[group], low[group], group, box, width, height))
+    extent = high - low + 1
+    # Each triangle goes to the smallest (box width, box height) class that holds it.
+    sizes = torch.tensor(BOX_SIZES, device=corners.device, dtype=corners.dtype)
+    size_class = torch.searchsorted(sizes, extent.contiguous())
+    visible = (extent > 0).all(dim=1) & (size_class < len(BOX_SIZES)).all(dim=1)
+    keys = size_class[:, 0] * len(BOX_SIZES) + size_class[:, 1]
+    pieces = []
+    for key in torch.unique(keys[visible]).tolist():
+        group = torch.nonzero(visible & (keys == key)).flatten()
+        box = (BOX_SIZES[key // len(BOX_SIZES)], BOX_SIZES[key % len(BOX_SIZES)])
+        pieces.append(_group_candidates(corners[group], low[group], group, box, width, height))
     if not pieces:
         empty = corners.new_zeros(0)
         return empty.long(), empty, corners.new_zeros(0, 3), empty.long()
@@ -76,11 +80,12 @@ def _edge_coefficients(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) ->
     return c_x[:, None], c_y[:, None], c_0[:, None]
 
 
-def _group_candidates(corners: torch.Tensor, low: torch.Tensor, triangle: torch.Tensor, box: int,
+def _group_candidates(corners: torch.Tensor, low: torch.Tensor, triangle: torch.Tensor, box: tuple[int, int],
                       width: int, height: int):
-    offsets = torch.arange(box, device=corners.device, dtype=corners.dtype)
-    xs = low[:, :1] + offsets.repeat(box)[None]                  # (G, box²) pixel columns
-    ys = low[:, 1:] + offsets.repeat_interleave(box)[None]
+    columns = torch.arange(box[0], device=corners.device, dtype=corners.dtype)
+    rows = torch.arange(box[1], device=corners.device, dtype=corners.dtype)
+    xs = low[:, :1] + columns.repeat(box[1])[None]               # (G, box_w·box_h) pixel columns
+    ys = low[:, 1:] + rows.repeat_interleave(box[0])[None]
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     area = _edge(a[:, :2], b[:, :2], c[:, :2])
     weights = []
@@ -88,10 +93,12 @@ def _group_candidates(corners: torch.Tensor, low: torch.Tensor, triangle: torch.
         c_x, c_y, c_0 = _edge_coefficients(start, end, area)
         weights.append(c_x * (xs + 0.5) + c_y * (ys + 0.5) + c_0)
     inside = (weights[0] >= -1e-6) & (weights[1] >= -1e-6) & (weights[2] >= -1e-6) & (xs < width) & (ys < height)
-    rows, columns = torch.nonzero(inside, as_tuple=True)
-    chosen = torch.stack([w[rows, columns] for w in weights], dim=-1)
-    depth = (chosen * corners[rows, :, 2]).sum(-1)
-    pixel = (ys[rows, columns] * width + xs[rows, columns]).long()
+    # One flat index is much cheaper than (row, column) pairs for the gathers below.
+    flat = torch.nonzero(inside.view(-1)).squeeze(1)
+    rows = torch.div(flat, xs.shape[1], rounding_mode="floor")
+    chosen = torch.stack([w.view(-1)[flat] for w in weights], dim=-1)
+    depth = (chosen * corners[:, :, 2][rows]).sum(-1)
+    pixel = (ys.view(-1)[flat] * width + xs.view(-1)[flat]).long()
     return pixel, depth, chosen, triangle[rows]
 
 
