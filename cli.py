@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from reenact.config import ExportConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import BenchTrainConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Per-subject video reenactment: make a target person perform a source video's motion.")
@@ -65,13 +65,19 @@ def train(
     steps: Annotated[Optional[int], typer.Option(help="Total training steps [default: the preset's].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's]")] = None,
     resume: Annotated[Optional[bool], typer.Option("--resume", help="Continue from the checkpoint at --out.")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile the networks.")] = None,
+    ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Sample and infer with an EMA of the generator [default: on].")] = None,
+    temporal_frames: Annotated[Optional[int], typer.Option(help=f"Frames per temporal-discriminator clip [default: {TrainConfig.temporal_frames}].")] = None,
+    temporal_scales: Annotated[Optional[int], typer.Option(help="Time scales of the temporal discriminators [default: the preset's].")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help=f"constant | linear_decay [default: {TrainConfig.lr_schedule}]")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Train the subject's translator into a checkpoint (default ./SUBJECT.ckpt)."""
     run_stage("train", TrainConfig, config, debug, subject=subject, out=out, preset=preset, steps=steps,
-              batch_size=batch_size, resume=resume, device=device)
+              batch_size=batch_size, resume=resume, compile=compile, ema=ema, temporal_frames=temporal_frames,
+              temporal_scales=temporal_scales, lr_schedule=lr_schedule, device=device)
 
 
 @app.command()
@@ -103,6 +109,26 @@ def export_expressions(
 ) -> None:
     """Per-frame ARKit expression weights, head rotation (degrees), translation (cm) and gaze (degrees)."""
     run_stage("export_expressions", ExportConfig, config, debug, subject=subject, csv=csv, json=json)
+
+
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print what this machine does.")
+app.add_typer(bench, name="bench")
+
+
+@bench.command("train")
+def bench_train(
+    preset: Annotated[Optional[str], typer.Option(help=f"tiny | 256 | 512 [default: {BenchTrainConfig.preset}]")] = None,
+    steps: Annotated[Optional[int], typer.Option(help=f"Timed steps per variant [default: {BenchTrainConfig.steps}]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's]")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="Also time torch.compile (CUDA).")] = None,
+    json: Annotated[Optional[str], typer.Option("--json", help="Also write the figures to this file.")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Training images/s, step time and peak memory of a preset on synthetic data (bf16 vs fp32 on CUDA)."""
+    run_stage("bench_train", BenchTrainConfig, config, debug, preset=preset, steps=steps, batch_size=batch_size,
+              compile=compile, json=json, device=device)
 
 
 if __name__ == "__main__":

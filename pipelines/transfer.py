@@ -47,7 +47,7 @@ def run(config: TransferConfig) -> Path:
     render_proxy = lambda t: resize_uint8(proxy_at_subject_size(t)[None], checkpoint["resolution"])[0]
     # 4. Translate frame by frame, feeding back the previous output, straight into the encoder.
     generator = build_generator(checkpoint["model"]).to(device).eval()
-    generator.load_state_dict(checkpoint["generator"])
+    generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
     start = time.perf_counter()
     results = generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device)
     if config.paste_back:

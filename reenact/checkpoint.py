@@ -1,9 +1,9 @@
 """Checkpoints: plain dicts of tensors and primitives, written atomically, read with weights_only.
 
 Top-level keys: format, format_version, mode, step, world_size, config (the train config),
-preset, model (constructor arguments of each network), generator / image_discriminator /
-temporal_discriminator (state dicts), optimizers, target (what transfer needs: the crop,
-pose-normalisation statistics, track settings), perceptual_loss, validation, rng.
+preset, model (constructor arguments of each network), generator / generator_ema /
+image_discriminator / temporal_discriminators (state dicts), optimizers, schedulers, target
+(what transfer needs), perceptual_loss, validation, rng.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from reenact.errors import ReenactError
 
 MODES = ("auto", "body", "face")
 DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULE_NAMES = ("constant", "linear_decay")   # reenact/training.py LR_SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,15 @@ class TrainConfig:
     perceptual_weight: float = 10.0
     temporal_weight: float = 1.0
     region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
+    temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
+    temporal_scales: int | None = None   # time scales (frame strides 1, 2, 4…), one discriminator each (vid2vid); default from the preset
+    ema: bool = True                     # sample and infer with an exponential moving average of the generator
+    ema_decay: float = 0.999
+    lr_schedule: str = "linear_decay"    # constant | linear_decay (full rate for half the steps, then down to 0)
+    mixed_precision: bool = True         # bf16 autocast on CUDA (always fp32 on CPU)
+    channels_last: bool = True           # on CUDA
+    compile: bool = False                # torch.compile the networks
+    gradient_checkpointing: bool | None = None   # default: on at 512 px and above
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 
 
@@ -71,6 +81,17 @@ class TransferConfig:
     paste_back: bool = False             # face: composite the generated crop into the target's footage
     edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
     crf: int = 18
+
+
+@dataclass(frozen=True)
+class BenchTrainConfig:
+    preset: str = "256"
+    steps: int = 20                      # timed steps per variant, after warmup
+    warmup: int = 3
+    batch_size: int | None = None        # default from the preset
+    device: str = "auto"
+    compile: bool = False                # also time a torch.compile'd variant
+    json: str | None = None              # also write the figures here
 
 
 @dataclass(frozen=True)
@@ -127,7 +148,7 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
 
 
 def _check_choices(config: Any) -> None:
-    for name, choices in (("mode", MODES), ("device", DEVICES)):
+    for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES)):
         value = getattr(config, name, None)
         if value is not None and value not in choices:
             raise ReenactError(f"setting {name}: {value!r} is not one of {', '.join(choices)}")

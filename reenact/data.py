@@ -59,21 +59,34 @@ def generator_input(proxy_window: torch.Tensor, previous_frame: torch.Tensor) ->
 
 
 class SubjectClip:
-    """A subject's frames and proxies at the model resolution, with the train/validation split."""
+    """A subject's frames and proxies at the model resolution, with the train/validation split.
+
+    Batches are sequences of consecutive frames (the translator generates them one after the
+    other, each from the previous output), laid out as (B, L, ...) tensors in model range.
+    """
 
     def __init__(self, frames: np.ndarray, proxies: np.ndarray, valid: np.ndarray, resolution: int,
-                 window: int, validation_fraction: float, regions: np.ndarray | None = None):
+                 window: int, validation_fraction: float, sequence_length: int = 2,
+                 regions: np.ndarray | None = None):
         self.frames = load_clip(frames, resolution)
         self.proxies = load_clip(proxies, resolution)
         # Regions that count extra in the reconstruction loss (mouth and eyes for faces).
         self.regions = load_clip(regions[..., None], resolution) if regions is not None else None
         self.valid = torch.as_tensor(np.asarray(valid, bool))
-        self.window = window
+        self.window, self.sequence_length = window, sequence_length
         count = len(self.frames)
         self.train_end = count - max(1, int(round(count * validation_fraction)))
-        pair_ok = self.valid[1:self.train_end] & self.valid[:self.train_end - 1]
-        self.train_centers = torch.nonzero(pair_ok).flatten() + 1
-        self.validation_centers = torch.arange(self.train_end, count)
+        self.train_ends = self._sequence_ends(0, self.train_end)
+        self.validation_ends = self._sequence_ends(self.train_end, count)
+
+    def _sequence_ends(self, low: int, high: int) -> torch.Tensor:
+        """Last frames t of the sequences t-L+1 .. t that lie in [low, high) with a person in every frame."""
+        length = self.sequence_length
+        valid = self.valid[low:high].float()
+        if len(valid) < length:
+            return torch.zeros(0, dtype=torch.long)
+        all_valid = torch.nn.functional.avg_pool1d(valid[None, None], length, stride=1)[0, 0] > 1 - 1e-6
+        return torch.nonzero(all_valid).flatten() + low + length - 1
 
     @property
     def proxy_channels(self) -> int:
@@ -84,26 +97,26 @@ class SubjectClip:
         self.regions = self.regions.to(device) if self.regions is not None else None
         return self
 
-    def pair_batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        """Random consecutive training pairs (t-1, t), in model range, on the clip's device."""
-        pick = torch.randint(len(self.train_centers), (batch_size,), generator=generator)
-        centers = self.train_centers[pick].to(self.frames.device)
-        return self._pair(centers, 0, self.train_end)
+    def training_batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        """Random training sequences, on the clip's device."""
+        pick = torch.randint(len(self.train_ends), (batch_size,), generator=generator)
+        return self._sequences(self.train_ends[pick], 0, self.train_end)
 
     def validation_batch(self, count: int) -> dict[str, torch.Tensor]:
-        """Evenly spaced held-out pairs; a fixed set so sample grids are comparable over training."""
-        pick = torch.linspace(0, len(self.validation_centers) - 1, count).round().long()
-        centers = self.validation_centers[pick].to(self.frames.device)
-        return self._pair(centers, self.train_end, len(self.frames))
+        """Evenly spaced held-out sequences; a fixed set so sample grids are comparable over training."""
+        ends = self.validation_ends if len(self.validation_ends) else torch.tensor([len(self.frames) - 1])
+        pick = torch.linspace(0, len(ends) - 1, count).round().long()
+        return self._sequences(ends[pick], self.train_end, len(self.frames))
 
-    def _pair(self, centers: torch.Tensor, low: int, high: int) -> dict[str, torch.Tensor]:
-        previous = (centers - 1).clamp(min=low)
+    def _sequences(self, ends: torch.Tensor, low: int, high: int) -> dict[str, torch.Tensor]:
+        steps = torch.arange(-self.sequence_length + 1, 1)
+        indices = (ends[:, None] + steps[None]).clamp(min=low).to(self.frames.device)   # (B, L)
+        flat = indices.reshape(-1)
+        shape = (*indices.shape, -1, *self.frames.shape[-2:])
         batch = {
-            "proxies_previous": to_model_range(proxy_windows(self.proxies, previous, self.window, low, high)),
-            "proxies": to_model_range(proxy_windows(self.proxies, centers, self.window, low, high)),
-            "frames_previous": to_model_range(self.frames[previous]),
-            "frames": to_model_range(self.frames[centers]),
+            "proxies": to_model_range(proxy_windows(self.proxies, flat, self.window, low, high)).reshape(shape),
+            "frames": to_model_range(self.frames[flat]).reshape(shape),
         }
         if self.regions is not None:
-            batch["regions"] = torch.cat([self.regions[previous], self.regions[centers]]).float() / 255
+            batch["regions"] = (self.regions[flat].float() / 255).reshape(shape)
         return batch

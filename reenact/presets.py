@@ -17,6 +17,7 @@ class ModelPreset:
     discriminator_layers: int
     discriminator_scales: int
     window: int              # proxies of this many frames centred on t
+    temporal_scales: int     # time scales of the temporal discriminators
     batch_size: int
     steps: int
     sample_every: int
@@ -27,11 +28,11 @@ class ModelPreset:
 
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(resolution=96, ngf=16, n_downsample=3, n_blocks=3, ndf=16, discriminator_layers=2,
-                        discriminator_scales=2, window=3, batch_size=4, steps=300, sample_every=50),
+                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, steps=300, sample_every=50),
     "256": ModelPreset(resolution=256, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
-                       discriminator_scales=2, window=5, batch_size=4, steps=40000, sample_every=500),
+                       discriminator_scales=2, window=5, temporal_scales=2, batch_size=4, steps=40000, sample_every=500),
     "512": ModelPreset(resolution=512, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
-                       discriminator_scales=3, window=5, batch_size=2, steps=80000, sample_every=1000),
+                       discriminator_scales=3, window=5, temporal_scales=2, batch_size=2, steps=80000, sample_every=1000),
 }
 
 

@@ -8,7 +8,8 @@ from reenact.models import GlobalGenerator, MultiscaleDiscriminator
 from reenact.presets import ModelPreset
 
 
-def model_arguments(preset: ModelPreset, window: int, proxy_channels: int) -> dict[str, dict[str, int]]:
+def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
+                    temporal_scales: int) -> dict[str, dict[str, int]]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     return {
@@ -16,8 +17,9 @@ def model_arguments(preset: ModelPreset, window: int, proxy_channels: int) -> di
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
         # (proxy of t, frame t)
         "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
-        # (proxies of t-1 and t, frames t-1 and t)
-        "temporal_discriminator": {"in_channels": 2 * proxy_channels + 6, **discriminator},
+        # (proxies of the clip's frames, then the frames), one per time scale
+        "temporal_discriminator": {"in_channels": temporal_frames * (proxy_channels + 3), **discriminator},
+        "temporal_scales": {"count": temporal_scales},
     }
 
 
@@ -25,6 +27,8 @@ def build_generator(arguments: dict) -> nn.Module:
     return GlobalGenerator(**arguments["generator"])
 
 
-def build_discriminators(arguments: dict) -> tuple[nn.Module, nn.Module]:
-    return (MultiscaleDiscriminator(**arguments["image_discriminator"]),
-            MultiscaleDiscriminator(**arguments["temporal_discriminator"]))
+def build_discriminators(arguments: dict) -> tuple[nn.Module, nn.ModuleList]:
+    """The image discriminator and one temporal discriminator per time scale."""
+    temporal = nn.ModuleList(MultiscaleDiscriminator(**arguments["temporal_discriminator"])
+                             for _ in range(arguments["temporal_scales"]["count"]))
+    return MultiscaleDiscriminator(**arguments["image_discriminator"]), temporal

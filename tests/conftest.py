@@ -70,3 +70,16 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *fragments: str) -
 
 def has_ffprobe() -> bool:
     return shutil.which("ffprobe") is not None
+
+
+BODY_RESOLUTION = 96
+
+
+@pytest.fixture(scope="session")
+def body_subject(tmp_path_factory, example_source) -> Path:
+    """The 112-frame example clip tracked at 96 px with the default --mode auto."""
+    out = tmp_path_factory.mktemp("body") / "target"
+    result = run_reenact("track", example_source, "--resolution", BODY_RESOLUTION, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "mode auto: chose body" in result.stderr
+    return out

@@ -11,27 +11,17 @@ import torch
 from reenact.io import iter_frames, probe_video
 from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip
 
-RESOLUTION = 96
+from tests.conftest import BODY_RESOLUTION as RESOLUTION
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return tmp_path_factory.mktemp("body")
+def subject(body_subject):
+    return body_subject
 
 
 @pytest.fixture(scope="module")
-def subject(workspace, example_source):
-    """The 112-frame example clip tracked at 96 px (small, so the module runs in about a minute)."""
-    out = workspace / "target"
-    result = run_reenact("track", example_source, "--resolution", RESOLUTION, "--out", out)
-    assert result.returncode == 0, result.stderr
-    assert "mode auto: chose body" in result.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def checkpoint(workspace, subject):
-    out = workspace / "target.ckpt"
+def checkpoint(tmp_path_factory, subject):
+    out = tmp_path_factory.mktemp("body_train") / "target.ckpt"
     result = run_reenact("train", subject, "--preset", "tiny", "--steps", 4, "--out", out, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     return out

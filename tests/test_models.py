@@ -17,19 +17,37 @@ def constant_outputs(value: float, scales: int = 2) -> list[list[torch.Tensor]]:
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 128)])
-def test_generator_keeps_size_range_and_passes_gradients(size):
-    generator = GlobalGenerator(in_channels=12, ngf=8, n_downsample=3, n_blocks=2)
-    x = torch.randn(2, 12, *size, requires_grad=True)
+@pytest.mark.parametrize("in_channels, out_channels", [(12, 3), (18, 4)])
+def test_generator_keeps_size_range_and_passes_gradients(size, in_channels, out_channels):
+    generator = GlobalGenerator(in_channels, out_channels, ngf=8, n_downsample=3, n_blocks=2)
+    x = torch.randn(2, in_channels, *size, requires_grad=True)
     y = generator(x)
-    assert y.shape == (2, 3, *size) and y.abs().max() <= 1
+    assert y.shape == (2, out_channels, *size) and y.abs().max() <= 1
     y.mean().backward()
-    assert generator.model[1].weight.grad.abs().sum() > 0 and x.grad.abs().sum() > 0
+    assert generator.encoder[1].weight.grad.abs().sum() > 0 and x.grad.abs().sum() > 0
 
 
-def test_multiscale_discriminator_features_and_scales():
-    discriminator = MultiscaleDiscriminator(in_channels=6, ndf=8, n_layers=3, n_scales=2)
+def test_generator_rejects_sizes_it_cannot_reproduce():
+    with pytest.raises(ValueError, match="multiples of 8"):
+        GlobalGenerator(in_channels=3, ngf=8, n_downsample=3, n_blocks=1)(torch.randn(1, 3, 64, 60))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    generator = GlobalGenerator(in_channels=6, ngf=8, n_downsample=2, n_blocks=2)
+    x = torch.randn(1, 6, 32, 32)
+    generator(x).square().mean().backward()
+    plain = generator.encoder[1].weight.grad.clone()
+    generator.zero_grad()
+    generator.gradient_checkpointing = True
+    generator(x).square().mean().backward()
+    assert torch.allclose(generator.encoder[1].weight.grad, plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_multiscale_discriminator_features_and_scales(n_layers):
+    discriminator = MultiscaleDiscriminator(in_channels=6, ndf=8, n_layers=n_layers, n_scales=2)
     outputs = discriminator(torch.randn(1, 6, 64, 64))
-    assert len(outputs) == 2 and all(len(scale) == 5 for scale in outputs)
+    assert len(outputs) == 2 and all(len(scale) == n_layers + 2 for scale in outputs)
     first, second = outputs[0][-1], outputs[1][-1]
     assert first.shape[1] == second.shape[1] == 1
     assert abs(second.shape[-1] - first.shape[-1] / 2) <= 2
@@ -65,6 +83,9 @@ def test_masked_l1_counts_only_the_weighted_region():
 def test_vgg19_layout_matches_torchvision():
     convs = [(k, v.shape) for k, v in vgg19_features().state_dict().items() if k.endswith("weight")]
     assert len(convs) == 16 and convs[0] == ("0.weight", (64, 3, 3, 3)) and convs[-1] == ("34.weight", (512, 512, 3, 3))
+    # torchvision's features.N indices of the 16 convolutions, between ReLUs and the 5 max-pools
+    conv_indices = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    assert list(vgg19_features().state_dict()) == [f"{i}.{p}" for i in conv_indices for p in ("weight", "bias")]
     assert sum(p.numel() for p in vgg19_features().parameters()) == 20_024_384
 
 
@@ -82,10 +103,22 @@ def test_vgg_weights_are_found_only_in_the_local_cache(tmp_path, monkeypatch):
     expected.parent.mkdir(parents=True)
     expected.write_bytes(b"garbage")
     state, reason = load_vgg19_features_state()
-    assert state is None and "not a valid VGG19 checkpoint" in reason
+    assert state is None and "not a valid VGG19 checkpoint" in reason and "\n" not in reason
     torch.save(torchvision_style_checkpoint(), expected)
     state, reason = load_vgg19_features_state()
     assert reason == "" and "0.weight" in state and not any(k.startswith("classifier") for k in state)
+    VGGPerceptualLoss(state)
+
+
+def test_vgg_checkpoint_with_wrong_shapes_is_refused_with_a_reason(tmp_path):
+    checkpoint = torchvision_style_checkpoint()
+    checkpoint["features.0.weight"] = torch.zeros(64, 1, 3, 3)
+    torch.save(checkpoint, tmp_path / "vgg.pth")
+    state, reason = load_vgg19_features_state(tmp_path / "vgg.pth")
+    assert state is None and str(tmp_path / "vgg.pth") in reason and "features.0.weight" in reason
+    torch.save(torch.zeros(3), tmp_path / "tensor.pth")
+    state, reason = load_vgg19_features_state(tmp_path / "tensor.pth")
+    assert state is None and "not a state dict" in reason
 
 
 def test_perceptual_loss_is_zero_for_identical_images_and_trains_only_the_input():

@@ -4,8 +4,8 @@ from reenact.models.discriminator import MultiscaleDiscriminator, PatchDiscrimin
 from reenact.models.generator import GlobalGenerator
 from reenact.models.losses import (VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
                                    lsgan_generator_loss, masked_l1)
-from reenact.models.vgg import find_vgg19_weights, load_vgg19_features_state, vgg19_features
+from reenact.models.vgg import TORCHVISION_VGG19_FILENAME, find_vgg19_weights, load_vgg19_features_state, vgg19_features
 
-__all__ = ["GlobalGenerator", "MultiscaleDiscriminator", "PatchDiscriminator", "VGGPerceptualLoss",
-           "feature_matching_loss", "find_vgg19_weights", "load_vgg19_features_state", "lsgan_discriminator_loss",
+__all__ = ["TORCHVISION_VGG19_FILENAME", "GlobalGenerator", "MultiscaleDiscriminator", "PatchDiscriminator",
+           "VGGPerceptualLoss", "feature_matching_loss", "find_vgg19_weights", "load_vgg19_features_state", "lsgan_discriminator_loss",
            "lsgan_generator_loss", "masked_l1", "vgg19_features"]

@@ -7,9 +7,10 @@ from torch import nn
 
 
 class PatchDiscriminator(nn.Module):
-    """pix2pixHD's N-layer PatchGAN: 4×4 convolutions, LeakyReLU 0.2, InstanceNorm inside.
+    """pix2pixHD's N-layer PatchGAN: 4×4 convolutions, LeakyReLU 0.2, InstanceNorm (``affine=False``)
+    in every block but the first and the last.
 
-    ``forward`` returns the activations of every block; the last one is the patch logits.
+    ``forward`` returns the activations of its ``n_layers + 2`` blocks; the last one is the patch logits (B, 1, h, w).
     """
 
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3):

@@ -37,6 +37,8 @@ def feature_matching_loss(real: Outputs, fake: Outputs) -> torch.Tensor:
     """pix2pixHD feature matching: L1 between the discriminator's features on real and fake.
 
     Every feature but the logits counts, each scale weighted 1/n_scales; real features are detached.
+    pix2pixHD's per-layer weight 4/(n_layers+1) is left out: it is exactly 1 for the default
+    n_layers=3, and otherwise only rescales what ``feature_matching_weight`` already scales.
     """
     total = fake[0][0].new_zeros(())
     for real_scale, fake_scale in zip(real, fake):
@@ -54,7 +56,11 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
 
 
 class VGGPerceptualLoss(nn.Module):
-    """pix2pixHD's VGG loss: weighted L1 between VGG19 activations of fake and real images in [-1, 1]."""
+    """pix2pixHD's VGG loss: L1 between VGG19 activations of fake and real images in [-1, 1].
+
+    Activations at relu1_1 … relu5_1, weighted 1/32, 1/16, 1/8, 1/4, 1; inputs are mapped to ImageNet
+    normalisation inside. The network is frozen and stays in eval mode; only ``fake`` gets gradients.
+    """
 
     def __init__(self, vgg19_features_state_dict: dict[str, torch.Tensor]):
         super().__init__()
@@ -79,5 +85,7 @@ class VGGPerceptualLoss(nn.Module):
         return activations
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        fake_activations, real_activations = self._activations(fake), self._activations(real)
-        return sum(w * F.l1_loss(f, r.detach()) for w, f, r in zip(VGG_WEIGHTS, fake_activations, real_activations))
+        with torch.no_grad():
+            real_activations = self._activations(real)
+        fake_activations = self._activations(fake)
+        return sum(w * F.l1_loss(f, r) for w, f, r in zip(VGG_WEIGHTS, fake_activations, real_activations))

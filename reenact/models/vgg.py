@@ -27,21 +27,58 @@ def vgg19_features() -> nn.Sequential:
 
 
 def find_vgg19_weights() -> Path:
-    """Where torchvision keeps the file: $TORCH_HOME/hub/checkpoints (TORCH_HOME defaults to ~/.cache/torch)."""
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    """Where torchvision keeps the file, existing or not: $TORCH_HOME/hub/checkpoints/.
+
+    TORCH_HOME defaults to $XDG_CACHE_HOME/torch, and that to ~/.cache/torch, as in ``torch.hub``.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
     torch_home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
-    return Path(torch_home) / "hub" / "checkpoints" / TORCHVISION_VGG19_FILENAME
+    return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints" / TORCHVISION_VGG19_FILENAME
 
 
 def load_vgg19_features_state(path: Path | None = None) -> tuple[dict[str, torch.Tensor] | None, str]:
     """(state dict of the feature layers, "") or (None, a one-line reason). Never raises, never downloads."""
-    path = path or find_vgg19_weights()
+    path = Path(path) if path is not None else find_vgg19_weights()
     if not path.is_file():
         return None, f"VGG19 weights not found at {path}"
+    state, problem = _read_features(path)
+    if state is None or problem:
+        return None, f"{path} is not a valid VGG19 checkpoint: {problem}"
+    return state, ""
+
+
+def _read_features(path: Path) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """The "features.*" tensors, prefix stripped, and what is wrong with them ("" when nothing is)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        state = {key.removeprefix("features."): value for key, value in checkpoint.items() if key.startswith("features.")}
-        vgg19_features().load_state_dict(state)
     except Exception as error:  # a corrupt or foreign file, whatever torch raises for it
-        return None, f"{path} is not a valid VGG19 checkpoint: {str(error).splitlines()[0][:120] if str(error) else type(error).__name__}"
-    return state, ""
+        return None, _load_error(error)
+    if not isinstance(checkpoint, dict):
+        return None, f"it holds a {type(checkpoint).__name__}, not a state dict"
+    state = {key.removeprefix("features."): value for key, value in checkpoint.items()
+             if isinstance(key, str) and key.startswith("features.")}
+    return state, _layout_problem(state)
+
+
+def _layout_problem(state: dict[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading into vgg19_features(), or "" when nothing does."""
+    with torch.device("meta"):  # shapes only; no 80 MB of random weights
+        expected = {key: value.shape for key, value in vgg19_features().state_dict().items()}
+    missing = [key for key in expected if key not in state]
+    if missing:
+        return f"{len(missing)} of {len(expected)} feature tensors missing (first: features.{missing[0]})"
+    for key, shape in expected.items():
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != shape:
+            found = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
+            return f"features.{key} is {found}, expected {tuple(shape)}"
+    extra = sorted(set(state) - set(expected))
+    return f"unexpected tensor features.{extra[0]}" if extra else ""
+
+
+def _load_error(error: Exception, limit: int = 120) -> str:
+    message = str(error).strip()
+    # torch's weights-only refusal is a paragraph advising weights_only=False; wrong advice for a corrupt file.
+    if message.startswith("Weights only load failed"):
+        return f"torch.load(weights_only=True) cannot read it ({type(error).__name__}; corrupt or not tensors)"
+    first_line = message.splitlines()[0][:limit] if message else ""
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__

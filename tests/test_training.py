@@ -1,0 +1,84 @@
+"""Training at scale: the sequence scheme, EMA and schedule, torchrun, interruption, the benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from reenact.config import TrainConfig
+from reenact.training import LR_SCHEDULES, sequence_length, temporal_clips, update_ema
+from tests.conftest import reenact_command, run_reenact
+
+
+def test_sequence_length_covers_the_coarsest_time_scale():
+    config = lambda frames, scales: TrainConfig(subject="s", temporal_frames=frames, temporal_scales=scales)
+    assert sequence_length(config(2, 1)) == 2      # Everybody Dance Now's pairs
+    assert sequence_length(config(3, 1)) == 3
+    assert sequence_length(config(3, 2)) == 5      # frames t-4, t-2, t at the second scale
+
+
+def test_temporal_clips_pick_frames_at_each_stride():
+    frames = torch.arange(5.0).view(1, 5, 1, 1, 1).expand(1, 5, 3, 2, 2)      # frame index as its value
+    centers = torch.zeros(1, 5, 4, 2, 2)
+    fine, coarse = temporal_clips(centers, frames, clip_frames=3, scales=2)
+    assert fine.shape == (1, 3 * 4 + 3 * 3, 2, 2)
+    assert fine[0, 12::3, 0, 0].tolist() == [2.0, 3.0, 4.0] and coarse[0, 12::3, 0, 0].tolist() == [0.0, 2.0, 4.0]
+
+
+def test_ema_moves_towards_the_weights_by_one_minus_decay():
+    ema, model = nn.Linear(2, 1), nn.Linear(2, 1)
+    nn.init.zeros_(ema.weight), nn.init.ones_(model.weight)
+    update_ema(ema, model, decay=0.9)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.1))
+
+
+def test_linear_decay_holds_then_falls_to_zero():
+    schedule = LR_SCHEDULES["linear_decay"]
+    assert [schedule(s, 100) for s in (0, 50, 75, 100)] == [1.0, 1.0, 0.5, 0.0]
+    assert LR_SCHEDULES["constant"](99, 100) == 1.0
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
+def test_torchrun_with_two_workers_records_the_world_size(body_subject, tmp_path):
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "X.ckpt"
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "--no-python", *reenact_command(), "train",
+                             str(body_subject), "--preset", "tiny", "--steps", "12", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == 12 and state["world_size"] == 2
+    assert "2 worker(s)" in result.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_path):
+    out = tmp_path / "long.ckpt"
+    process = subprocess.Popen([*reenact_command(), "train", str(body_subject), "--preset", "tiny", "--steps", "100000",
+                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "long.train" / "tensorboard").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0 and "Traceback" not in stderr
+    assert "interrupted at step" in stderr and "--resume" in stderr
+    state = torch.load(out, weights_only=True)
+    assert 0 < state["step"] < 100000
+
+
+def test_bench_train_prints_figures_on_cpu():
+    result = run_reenact("bench", "train", "--preset", "tiny", "--steps", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures[0]["variant"] == "fp32" and figures[0]["images_per_s"] > 0 and figures[0]["peak_memory_mb"] > 0
