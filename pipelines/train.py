@@ -13,10 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 
 from reenact import checkpoint as ckpt
 from reenact.body import retarget as body_retarget
+from reenact.body.crop import Crop
+from reenact.body.head import face_crop_size, head_centers
 from reenact.config import TrainConfig, config_dict
 from reenact.data import SubjectClip, center_proxy, to_uint8
 from reenact.distributed import World, join_world, leave_world, wrapper
@@ -29,7 +32,7 @@ from reenact.presets import ModelPreset, get_preset
 from reenact.progress import info, progress_task, warn
 from reenact.subject import Subject
 from reenact.training import Networks, build_networks, generate_sequence, sequence_length, train_step, unwrap
-from reenact.translator import model_arguments
+from reenact.translator import face_enhancer_arguments, model_arguments
 
 SAMPLE_ROWS = 4
 TARGET_FIELDS = {"body": body_retarget.target_fields, "face": face_retarget.target_fields}
@@ -50,6 +53,8 @@ def run(config: TrainConfig) -> Path:
         clip = load_subject_clip(subject, preset, config, world).to(device)
         # 3. Networks, losses and optimizers; continue from `out` when resuming.
         arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
+        if clip.head_centers is not None:
+            arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
         perceptual_state, perceptual_reason = load_vgg19_features_state()
         if perceptual_state is None and world.is_main:
             warn(f"training without the VGG perceptual loss: {perceptual_reason}")
@@ -81,8 +86,9 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
     regions = face_regions(subject.tracks, subject.resolution) if subject.mode == "face" else None
+    heads = model_head_centers(subject, preset.resolution) if subject.mode == "body" and config.face_enhancer else None
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution, config.window,
-                       config.validation_fraction, sequence_length(config), regions)
+                       config.validation_fraction, sequence_length(config), regions, heads)
     if len(clip.train_ends) < 2:
         raise ReenactError(f"{subject.root}: too few consecutive frames with a {('person', 'face')[subject.mode == 'face']} "
                            f"to train on ({len(clip.train_ends)} sequences of {clip.sequence_length})")
@@ -90,6 +96,13 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
         info(f"training on {clip.train_end} frames, holding out {len(clip.frames) - clip.train_end} at "
              f"{preset.resolution}px (preset {config.preset}, {world.size} worker(s), batch {config.batch_size} each)")
     return clip
+
+
+def model_head_centers(subject: Subject, resolution: int) -> np.ndarray:
+    """(T, 3): x, y of the head in model pixels, and 1 where the head was seen."""
+    keypoints = Crop.from_dict(subject.meta["crop"]).to_crop_pixels(subject.tracks["keypoints"], resolution)
+    centers, seen = head_centers(keypoints, subject.meta["config"]["min_confidence"])
+    return np.concatenate([centers, seen[:, None]], axis=1)
 
 
 def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: torch.Generator, start_step: int,
@@ -186,11 +199,21 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
         "optimizers": {"generator": networks.generator_optimizer.state_dict(),
                        "discriminator": networks.discriminator_optimizer.state_dict()},
         "schedulers": [s.state_dict() for s in networks.schedulers],
+        **face_enhancer_state(networks),
         "target": target_description(subject),
         "perceptual_loss": {"enabled": networks.perceptual is not None, "reason": perceptual_reason},
         "validation": validation_metrics(networks.sampler, clip),
         "rng": {"sampler": rng.get_state(), "torch": torch.get_rng_state()},
     })
+
+
+def face_enhancer_state(networks: Networks) -> dict:
+    if networks.face is None:
+        return {}
+    return {"face_enhancer": unwrap(networks.face.generator).state_dict(),
+            "face_discriminator": unwrap(networks.face.discriminator).state_dict(),
+            "face_optimizers": {"generator": networks.face.generator_optimizer.state_dict(),
+                                "discriminator": networks.face.discriminator_optimizer.state_dict()}}
 
 
 def target_description(subject: Subject) -> dict:
@@ -219,6 +242,11 @@ def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator,
     networks.discriminator_optimizer.load_state_dict(state["optimizers"]["discriminator"])
     for scheduler, scheduler_state in zip(networks.schedulers, state["schedulers"]):
         scheduler.load_state_dict(scheduler_state)
+    if networks.face is not None:
+        unwrap(networks.face.generator).load_state_dict(state["face_enhancer"])
+        unwrap(networks.face.discriminator).load_state_dict(state["face_discriminator"])
+        networks.face.generator_optimizer.load_state_dict(state["face_optimizers"]["generator"])
+        networks.face.discriminator_optimizer.load_state_dict(state["face_optimizers"]["discriminator"])
     rng.set_state(state["rng"]["sampler"])
     torch.set_rng_state(state["rng"]["torch"])
     if world.is_main:

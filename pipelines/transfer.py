@@ -22,7 +22,9 @@ from reenact.face import retarget as face_retarget
 from reenact.files import write_json
 from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
 from reenact.progress import info, progress_task
-from reenact.translator import build_generator
+from reenact.body.head import paste_patches
+from reenact.training import enhance_faces
+from reenact.translator import build_face_enhancer, build_generator
 
 FEATHER = 0.08   # of the crop side: the soft edge when pasting back
 
@@ -40,16 +42,21 @@ def run(config: TransferConfig) -> Path:
     tracks = MODES[mode].track(video, track_config)
     check_found(config.source, tracks.valid, track_config, mode)
     # 3. Retarget the motion onto the target; proxies are drawn at the subject's resolution.
+    crops = heads = None
     if mode == "face":
         proxy_at_subject_size, crops = face_retarget.proxy_source(tracks, target, config.edit)
     else:
-        proxy_at_subject_size, crops = body_retarget.proxy_source(tracks, target), None
+        proxy_at_subject_size, heads = body_retarget.proxy_source(tracks, target)
+        heads[:, :2] *= checkpoint["resolution"] / target["subject_resolution"]
     render_proxy = lambda t: resize_uint8(proxy_at_subject_size(t)[None], checkpoint["resolution"])[0]
     # 4. Translate frame by frame, feeding back the previous output, straight into the encoder.
     generator = build_generator(checkpoint["model"]).to(device).eval()
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
+    enhancer = load_face_enhancer(checkpoint, device)
     start = time.perf_counter()
     results = generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device)
+    if enhancer is not None:
+        results = enhance(results, enhancer, heads, checkpoint["model"]["face_crop"]["size"], device)
     if config.paste_back:
         results = paste_back(results, crops, target)
     frame_count = write_video(out, video, results, len(tracks.valid), checkpoint, config)
@@ -97,6 +104,28 @@ def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Ten
         channels = proxy_window.shape[0] // window
         middle = proxy_window[channels * (window // 2):channels * (window // 2) + 3]
         yield middle.permute(1, 2, 0).numpy(), to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy()
+
+
+def load_face_enhancer(checkpoint: dict, device: torch.device) -> torch.nn.Module | None:
+    enhancer = build_face_enhancer(checkpoint["model"])
+    if enhancer is None or "face_enhancer" not in checkpoint:
+        return None
+    enhancer.load_state_dict(checkpoint["face_enhancer"])
+    return enhancer.to(device).eval()
+
+
+@torch.no_grad()
+def enhance(results: Iterator[tuple[np.ndarray, np.ndarray]], enhancer: torch.nn.Module, heads: np.ndarray, size: int,
+            device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Everybody Dance Now's face GAN on each generated frame, where the source showed a head."""
+    for (proxy, frame), (x, y, seen) in zip(results, heads):
+        if seen > 0.5:
+            image = to_model_range(torch.as_tensor(frame).permute(2, 0, 1)[None].to(device))
+            proxies = to_model_range(torch.as_tensor(proxy).permute(2, 0, 1)[None].to(device))
+            center = torch.tensor([[x, y]], device=device)
+            enhanced, _ = enhance_faces(enhancer, image, proxies, center, size)
+            frame = to_uint8(paste_patches(image, enhanced, center)[0]).permute(1, 2, 0).cpu().numpy()
+        yield proxy, frame
 
 
 def paste_back(results: Iterator[tuple[np.ndarray, np.ndarray]], crops: np.ndarray, target: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:

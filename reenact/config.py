@@ -61,6 +61,7 @@ class TrainConfig:
     region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
     temporal_scales: int | None = None   # time scales (frame strides 1, 2, 4…), one discriminator each (vid2vid); default from the preset
+    face_enhancer: bool = True           # bodies: Everybody Dance Now's face GAN on a crop around the head
     ema: bool = True                     # sample and infer with an exponential moving average of the generator
     ema_decay: float = 0.999
     lr_schedule: str = "linear_decay"    # constant | linear_decay (full rate for half the steps, then down to 0)

@@ -67,11 +67,13 @@ class SubjectClip:
 
     def __init__(self, frames: np.ndarray, proxies: np.ndarray, valid: np.ndarray, resolution: int,
                  window: int, validation_fraction: float, sequence_length: int = 2,
-                 regions: np.ndarray | None = None):
+                 regions: np.ndarray | None = None, head_centers: np.ndarray | None = None):
         self.frames = load_clip(frames, resolution)
         self.proxies = load_clip(proxies, resolution)
         # Regions that count extra in the reconstruction loss (mouth and eyes for faces).
         self.regions = load_clip(regions[..., None], resolution) if regions is not None else None
+        # Head centres in model pixels (x, y) and whether there is a head, for the face enhancer.
+        self.head_centers = torch.as_tensor(head_centers, dtype=torch.float32) if head_centers is not None else None
         self.valid = torch.as_tensor(np.asarray(valid, bool))
         self.window, self.sequence_length = window, sequence_length
         count = len(self.frames)
@@ -95,6 +97,7 @@ class SubjectClip:
     def to(self, device: torch.device) -> "SubjectClip":
         self.frames, self.proxies = self.frames.to(device), self.proxies.to(device)
         self.regions = self.regions.to(device) if self.regions is not None else None
+        self.head_centers = self.head_centers.to(device) if self.head_centers is not None else None
         return self
 
     def training_batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
@@ -119,4 +122,6 @@ class SubjectClip:
         }
         if self.regions is not None:
             batch["regions"] = (self.regions[flat].float() / 255).reshape(shape)
+        if self.head_centers is not None:
+            batch["head_centers"] = self.head_centers[flat].reshape(*indices.shape, 3)
         return batch

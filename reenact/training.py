@@ -13,11 +13,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from reenact.body.head import crop_patches
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
 from reenact.models import (VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
                             lsgan_generator_loss, masked_l1)
-from reenact.translator import build_discriminators, build_generator
+from reenact.models import MultiscaleDiscriminator
+from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
 LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
     "constant": lambda step, total: 1.0,
@@ -32,6 +34,17 @@ def sequence_length(config: TrainConfig) -> int:
 
 
 @dataclass
+class FaceEnhancer:
+    """Everybody Dance Now's face GAN, trained alongside the main generator on head crops."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    generator_optimizer: torch.optim.Optimizer
+    discriminator_optimizer: torch.optim.Optimizer
+    crop_size: int
+
+
+@dataclass
 class Networks:
     generator: nn.Module
     ema: nn.Module | None
@@ -41,6 +54,7 @@ class Networks:
     generator_optimizer: torch.optim.Optimizer
     discriminator_optimizer: torch.optim.Optimizer
     schedulers: list[torch.optim.lr_scheduler.LambdaLR]
+    face: FaceEnhancer | None = None
 
     @property
     def bare_temporal_discriminators(self) -> nn.ModuleList:
@@ -78,8 +92,17 @@ def build_networks(arguments: dict, perceptual_state: dict | None, config: Train
     schedule = LR_SCHEDULES[config.lr_schedule]
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: schedule(step, config.steps))
                   for o in (generator_optimizer, discriminator_optimizer)]
-    return Networks(generator, ema, image_discriminator, temporal, perceptual, generator_optimizer,
-                    discriminator_optimizer, schedulers)
+    networks = Networks(generator, ema, image_discriminator, temporal, perceptual, generator_optimizer,
+                        discriminator_optimizer, schedulers)
+    enhancer = build_face_enhancer(arguments)
+    if enhancer is not None:
+        enhancer = compile_if(config, wrap(enhancer.to(device)))
+        discriminator = compile_if(config, wrap(MultiscaleDiscriminator(**arguments["face_discriminator"]).to(device)))
+        networks.face = FaceEnhancer(enhancer, discriminator,
+                                     torch.optim.Adam(enhancer.parameters(), lr=config.learning_rate, betas=(0.5, 0.999), **fused),
+                                     torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999), **fused),
+                                     arguments["face_crop"]["size"])
+    return networks
 
 
 def compile_if(config: TrainConfig, module: nn.Module) -> nn.Module:
@@ -141,7 +164,46 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
         scheduler.step()
     if networks.ema is not None:
         update_ema(networks.ema, unwrap(networks.generator), config.ema_decay)
-    return {name: value.item() for name, value in {**losses_d, **losses_g}.items()}
+    losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, device) \
+        if networks.face is not None else {}
+    return {name: value.item() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
+
+
+def enhance_faces(enhancer: nn.Module, frames: torch.Tensor, proxies: torch.Tensor, centers: torch.Tensor,
+                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(enhanced head crops, the crops they started from): the crop plus a predicted residual."""
+    crops = crop_patches(frames, centers, size)
+    residual = enhancer(torch.cat([crop_patches(proxies, centers, size), crops], dim=1))
+    return (crops + residual).clamp(-1, 1), crops
+
+
+def face_step(face: FaceEnhancer, batch: dict[str, torch.Tensor], generated: torch.Tensor, proxies: torch.Tensor,
+              config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """One update of the face GAN on the last generated frame's head (frames without a head are skipped)."""
+    heads = batch["head_centers"][:, -1]
+    keep = heads[:, 2] > 0.5
+    if not keep.any():
+        return {}
+    centers, generated, proxies, real = heads[keep, :2], generated[keep], proxies[keep], batch["frames"][keep, -1]
+    with autocast(config, device):
+        enhanced, _ = enhance_faces(face.generator, generated, proxies, centers, face.crop_size)
+        proxy_crops = crop_patches(proxies, centers, face.crop_size)
+        real_crops = crop_patches(real, centers, face.crop_size)
+        real_pairs, fake_pairs = torch.cat([proxy_crops, real_crops], 1), torch.cat([proxy_crops, enhanced], 1)
+        d_loss = lsgan_discriminator_loss(face.discriminator(real_pairs), face.discriminator(fake_pairs.detach()))
+    face.discriminator_optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    face.discriminator_optimizer.step()
+    with autocast(config, device):
+        with torch.no_grad():
+            real_features = face.discriminator(real_pairs)
+        fake_features = face.discriminator(fake_pairs)
+        g_loss = (lsgan_generator_loss(fake_features) + config.feature_matching_weight * feature_matching_loss(real_features, fake_features)
+                  + config.l1_weight * masked_l1(enhanced.float(), real_crops))
+    face.generator_optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    face.generator_optimizer.step()
+    return {"face_d": d_loss, "face_g": g_loss}
 
 
 def discriminator_losses(networks: Networks, real_pairs, fake_pairs, real_clips, fake_clips, config: TrainConfig) -> dict:

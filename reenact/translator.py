@@ -23,6 +23,20 @@ def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, tempo
     }
 
 
+def face_enhancer_arguments(preset: ModelPreset, proxy_channels: int, crop_size: int) -> dict[str, dict[str, int]]:
+    """Everybody Dance Now's face GAN: a small residual generator and a discriminator on head crops."""
+    return {
+        "face_enhancer": {"in_channels": proxy_channels + 3, "out_channels": 3, "ngf": max(16, preset.ngf // 2),
+                          "n_downsample": 2, "n_blocks": 3},
+        "face_discriminator": {"in_channels": proxy_channels + 3, "ndf": preset.ndf, "n_layers": 2, "n_scales": 1},
+        "face_crop": {"size": crop_size},
+    }
+
+
+def build_face_enhancer(arguments: dict) -> nn.Module | None:
+    return GlobalGenerator(**arguments["face_enhancer"]) if "face_enhancer" in arguments else None
+
+
 def build_generator(arguments: dict) -> nn.Module:
     return GlobalGenerator(**arguments["generator"])
 

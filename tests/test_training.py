@@ -82,3 +82,31 @@ def test_bench_train_prints_figures_on_cpu():
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures[0]["variant"] == "fp32" and figures[0]["images_per_s"] > 0 and figures[0]["peak_memory_mb"] > 0
+
+
+def test_head_patches_crop_and_paste_back_in_place():
+    from reenact.body.head import crop_patches, face_crop_size, paste_patches
+
+    images = torch.arange(2 * 3 * 20 * 20, dtype=torch.float32).view(2, 3, 20, 20)
+    centers = torch.tensor([[10.0, 10.0], [1.0, 18.0]])            # the second hangs over the corner
+    patches = crop_patches(images, centers, 8)
+    assert patches.shape == (2, 3, 8, 8)
+    assert torch.equal(patches[0], images[0, :, 6:14, 6:14]) and patches[1, :, :, :3].abs().sum() == 0
+    assert torch.equal(paste_patches(images, patches, centers), images)
+    assert torch.equal(paste_patches(images, torch.zeros_like(patches), centers)[0, :, 6:14, 6:14], torch.zeros(3, 8, 8))
+    assert face_crop_size(96) == 16 and face_crop_size(256) % 8 == 0 and face_crop_size(512) % 8 == 0
+
+
+def test_face_enhancer_is_trained_saved_and_can_be_turned_off(body_subject, tmp_path):
+    with_face = tmp_path / "face.ckpt"
+    assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", with_face).returncode == 0
+    state = torch.load(with_face, weights_only=True)
+    assert "face_enhancer" in state and state["model"]["face_crop"]["size"] == 16
+    config = tmp_path / "ablation.toml"
+    config.write_text("face_enhancer = false\nema = false\ntemporal_frames = 2\nlr_schedule = \"constant\"\n")
+    plain = tmp_path / "plain.ckpt"
+    result = run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", plain, "--config", config)
+    assert result.returncode == 0, result.stderr
+    state = torch.load(plain, weights_only=True)
+    assert "face_enhancer" not in state and state["generator_ema"] is None
+    assert state["model"]["temporal_discriminator"]["in_channels"] == 2 * (3 + 3)

@@ -7,12 +7,13 @@ from typing import Callable
 import numpy as np
 
 from reenact.body.crop import Crop
+from reenact.body.head import head_centers
 from reenact.body.normalize import ground_stats, normalize_poses
 from reenact.render.skeleton import SkeletonRenderer
 
 
-def proxy_source(tracks, target: dict) -> Callable[[int], np.ndarray]:
-    """A function t → (R, R, 3) uint8 proxy at the subject's resolution for the source's frame t."""
+def proxy_source(tracks, target: dict) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
+    """(t → (R, R, 3) uint8 proxy at the subject's resolution, (T, 3) head x, y and seen, in subject pixels)."""
     min_confidence = target["track_config"]["min_confidence"]
     source_ground = ground_stats(tracks.keypoints, tracks.valid, min_confidence)
     normalized = normalize_poses(tracks.keypoints, source_ground, target["ground"], min_confidence)
@@ -20,7 +21,8 @@ def proxy_source(tracks, target: dict) -> Callable[[int], np.ndarray]:
     subject_resolution = target["subject_resolution"]
     in_crop = Crop.from_dict(target["crop"]).to_crop_pixels(normalized, subject_resolution)
     renderer = SkeletonRenderer(subject_resolution)
-    return lambda t: renderer.render(in_crop[t])
+    centers, seen = head_centers(in_crop, min_confidence)
+    return (lambda t: renderer.render(in_crop[t])), np.concatenate([centers, seen[:, None]], axis=1)
 
 
 def target_fields(subject) -> dict:
