@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from reenact.config import BenchTrainConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import BenchTrainConfig, EvalConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Per-subject video reenactment: make a target person perform a source video's motion.")
@@ -109,6 +109,21 @@ def export_expressions(
 ) -> None:
     """Per-frame ARKit expression weights, head rotation (degrees), translation (cm) and gaze (degrees)."""
     run_stage("export_expressions", ExportConfig, config, debug, subject=subject, csv=csv, json=json)
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint from `reenact train`.")],
+    subject: Annotated[Optional[str], typer.Option(help="The subject folder [default: the one it was trained on].")] = None,
+    json: Annotated[Optional[str], typer.Option("--json", help="Also write the metrics to this file.")] = None,
+    report: Annotated[Optional[str], typer.Option(help="Report folder [default: ./CHECKPOINT_STEM.eval/].")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Self-reenactment on the held-out frames: PSNR, SSIM, pose distance, flicker, against baselines."""
+    run_stage("eval", EvalConfig, config, debug, checkpoint=checkpoint, subject=subject, json=json, report=report,
+              device=device)
 
 
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print what this machine does.")

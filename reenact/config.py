@@ -85,6 +85,15 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    checkpoint: str
+    subject: str | None = None           # default: the subject folder the checkpoint was trained on
+    json: str | None = None              # also write the metrics here
+    report: str | None = None            # default: ./<checkpoint stem>.eval/
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class BenchTrainConfig:
     preset: str = "256"
     steps: int = 20                      # timed steps per variant, after warmup

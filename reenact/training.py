@@ -163,7 +163,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     for scheduler in networks.schedulers:
         scheduler.step()
     if networks.ema is not None:
-        update_ema(networks.ema, unwrap(networks.generator), config.ema_decay)
+        update_ema(networks.ema, unwrap(networks.generator), ema_decay(config.ema_decay, networks.schedulers[0].last_epoch))
     losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, device) \
         if networks.face is not None else {}
     return {name: value.item() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
@@ -236,6 +236,11 @@ def generator_losses(networks: Networks, batch, generated, real_pairs, fake_pair
     if networks.perceptual is not None:
         losses["g_vgg"] = config.perceptual_weight * networks.perceptual(flat_generated.float(), flat_real)
     return losses
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The decay, warmed up over the first steps so the average isn't mostly the random initialisation."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 @torch.no_grad()

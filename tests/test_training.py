@@ -42,6 +42,12 @@ def test_ema_moves_towards_the_weights_by_one_minus_decay():
     assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.1))
 
 
+def test_ema_decay_warms_up():
+    from reenact.training import ema_decay
+
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 100000) == 0.999
+
+
 def test_linear_decay_holds_then_falls_to_zero():
     schedule = LR_SCHEDULES["linear_decay"]
     assert [schedule(s, 100) for s in (0, 50, 75, 100)] == [1.0, 1.0, 0.5, 0.0]
