@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from reenact.config import BenchTrainConfig, EvalConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import BatchConfig, BenchTrainConfig, EvalConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Per-subject video reenactment: make a target person perform a source video's motion.")
@@ -36,6 +36,12 @@ def run_stage(module: str, config_class: type, toml: str | None, debug: bool, **
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
+    except OSError as error:
+        if debug:
+            raise
+        where = error.filename or "a file"
+        console.print(f"[red]error:[/] {where}: {error.strerror or error}", soft_wrap=True)
+        raise typer.Exit(1) from None
     except Exception as error:
         if debug:
             raise
@@ -124,6 +130,20 @@ def evaluate(
     """Self-reenactment on the held-out frames: PSNR, SSIM, pose distance, flicker, against baselines."""
     run_stage("eval", EvalConfig, config, debug, checkpoint=checkpoint, subject=subject, json=json, report=report,
               device=device)
+
+
+@app.command()
+def batch(
+    jobs: Annotated[str, typer.Argument(help="A TOML file of [[job]] entries: name, target, mode, preset, steps, sources.")],
+    out: Annotated[str, typer.Option("--out", help="The folder that gets one folder per job.")],
+    gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids: one job per GPU in parallel.")] = None,
+    job: Annotated[Optional[str], typer.Option(help="Run only the job of this name.")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Track, train and transfer many jobs; finished stages with unchanged inputs are skipped."""
+    run_stage("batch", BatchConfig, config, debug, jobs=jobs, out=out, gpus=gpus, job=job, device=device)
 
 
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print what this machine does.")

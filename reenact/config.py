@@ -85,6 +85,15 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    jobs: str                            # TOML file of [[job]] entries
+    out: str                             # one folder per job inside
+    gpus: str | None = None              # "0,1": one job per GPU in parallel
+    job: str | None = None               # run only this job
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     checkpoint: str
     subject: str | None = None           # default: the subject folder the checkpoint was trained on

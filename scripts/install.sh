@@ -4,8 +4,9 @@
 #   REENACT_VENV  where the environment goes (default: .venv in the repository)
 #   PYTHON        the interpreter to build it from (default: the newest python3.9-3.12 found)
 #   TORCH_SPEC    the torch requirement installed first (default: torch==2.13.0; a CPU build
-#                 where one is offered locally). Set it to "" to keep a torch already present
-#                 (with REENACT_VENV pointing at an environment that has one).
+#                 where one is offered locally). Set it to "" to keep a torch already present.
+#   REENACT_SYSTEM_SITE_PACKAGES=1  let the environment see the interpreter's packages (the
+#                 Docker image uses this to keep its base image's CUDA build of torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${REENACT_VENV:-.venv}
@@ -22,7 +23,9 @@ if [ -z "${PYTHON:-}" ] || ! supported "$PYTHON"; then
   exit 1
 fi
 
-[ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+venv_options=()
+if [ "${REENACT_SYSTEM_SITE_PACKAGES:-0}" = 1 ]; then venv_options+=(--system-site-packages); fi
+[ -x "$venv/bin/python" ] || "$PYTHON" -m venv "${venv_options[@]}" "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 if [ -n "$torch_spec" ]; then "$venv/bin/python" -m pip install -q "$torch_spec"; fi
 "$venv/bin/python" -m pip install -q -e ".[dev]"

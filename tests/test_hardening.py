@@ -1,0 +1,101 @@
+"""Awkward but valid videos are processed; broken ones fail cleanly and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from reenact.io import probe_video
+from tests.conftest import EXAMPLES, assert_clean_failure, make_clip, reenact_command, run_reenact
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """Two seconds of the example, a person in every frame."""
+    return make_clip(tmp_path_factory.mktemp("hard") / "short.mp4", "-i", str(EXAMPLES / "taiji_source.mp4"), "-t", "2")
+
+
+@pytest.mark.parametrize("name, options", [
+    ("rotated phone video.mp4", ["-c", "copy", "-metadata:s:v", "rotate=90"]),
+    ("odd size 321x181.mp4", ["-vf", "scale=321:181", "-c:v", "libx264", "-pix_fmt", "yuv444p"]),
+    ("variable rate.mkv", ["-vf", "setpts='if(lt(N,20),PTS,PTS*1.5)'", "-fps_mode", "vfr", "-c:v", "libx264"]),
+    ("vidéo à tester 名前.mp4", ["-c", "copy"]),
+])
+def test_awkward_videos_are_tracked(short_clip, tmp_path, name, options):
+    video = make_clip(tmp_path / name, "-i", str(short_clip), *options)
+    out = tmp_path / "out folder ü"
+    result = run_reenact("track", video, "--mode", "body", "--resolution", 32, "--out", out)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((out / "subject.json").read_text())
+    info = probe_video(video)
+    assert (meta["source"]["width"], meta["source"]["height"]) == (info.width, info.height)
+    assert meta["valid_fraction"] > 0.9
+
+
+def test_rotation_is_applied(short_clip, tmp_path):
+    video = make_clip(tmp_path / "rotated.mp4", "-i", str(short_clip), "-c", "copy", "-metadata:s:v", "rotate=90")
+    info = probe_video(video)
+    assert info.rotation in (90, 270) and info.height > info.width
+
+
+def written(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d, c: written(d / "empty.mp4", b""), "empty"),
+    (lambda d, c: make_clip(d / "audio only.m4a", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1"), "no video stream"),
+    (lambda d, c: make_clip(d / "image.mp4", "-i", str(c), "-frames:v", "1", "-f", "image2", "-c:v", "png"), "still image"),
+    (lambda d, c: make_clip(d / "one frame.mp4", "-i", str(c), "-frames:v", "1"), "too few frames"),
+    (lambda d, c: written(d / "truncated.mp4", c.read_bytes()[:5000]), "truncated.mp4"),
+])
+def test_broken_inputs_fail_cleanly(short_clip, tmp_path, make, message):
+    video = make(tmp_path, short_clip)
+    out = tmp_path / "out"
+    assert_clean_failure(run_reenact("track", video, "--mode", "body", "--out", out), message)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_no_face_in_a_body_clip(short_clip, tmp_path):
+    result = run_reenact("track", make_clip(tmp_path / "pattern.mp4", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                                            "-t", "2"), "--mode", "face", "--out", tmp_path / "out")
+    assert_clean_failure(result, "no face found", "0%")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders anyway")
+def test_read_only_output_folder(short_clip, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert_clean_failure(run_reenact("track", short_clip, "--mode", "body", "--out", locked / "out"), "locked")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_under_a_file_is_a_clean_error(short_clip, tmp_path):
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("x")
+    assert_clean_failure(run_reenact("track", short_clip, "--mode", "body", "--out", blocker / "out"), "not a folder")
+
+
+def test_ctrl_c_during_transfer_leaves_no_output(body_subject, tmp_path):
+    checkpoint = tmp_path / "x.ckpt"
+    assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", checkpoint).returncode == 0
+    long_source = make_clip(tmp_path / "long.mp4", "-stream_loop", "6", "-i", str(EXAMPLES / "taiji_source.mp4"), "-c", "copy")
+    out = tmp_path / "result.mp4"
+    process = subprocess.Popen([*reenact_command(), "transfer", str(long_source), str(checkpoint), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0 and "Traceback" not in stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
