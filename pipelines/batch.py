@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 from rich.table import Table
 
 from pipelines import track, train, transfer
-from reenact.config import BatchConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import BatchConfig, TrackConfig, TrainConfig, TransferConfig, read_toml
 from reenact.errors import ReenactError
 from reenact.files import sha256_file, write_json
 from reenact.progress import console, info
@@ -63,13 +62,7 @@ def run(config: BatchConfig) -> list[dict]:
 
 
 def read_jobs(path: Path) -> list[Job]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReenactError(f"{path}: no such jobs file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ReenactError(f"{path}: not valid TOML ({error})") from None
-    entries = data.get("job")
+    entries = read_toml(path, "jobs file").get("job")
     if not isinstance(entries, list) or not entries:
         raise ReenactError(f"{path}: no [[job]] entries")
     jobs, names = [], set()

@@ -127,7 +127,7 @@ def resolve_config(cls: type[ConfigT], toml_path: str | None, overrides: dict[st
     """Defaults < TOML file < command line (``overrides`` entries that are not None)."""
     values: dict[str, Any] = {}
     if toml_path is not None:
-        values.update(_read_toml(toml_path))
+        values.update(read_toml(toml_path))
     values.update({k: v for k, v in overrides.items() if v is not None})
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -142,11 +142,11 @@ def resolve_config(cls: type[ConfigT], toml_path: str | None, overrides: dict[st
     return config
 
 
-def _read_toml(path: str) -> dict[str, Any]:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
     try:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ReenactError(f"{path}: no such config file") from None
+        raise ReenactError(f"{path}: no such {what}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ReenactError(f"{path}: not valid TOML ({error})") from None
 
