@@ -1,10 +1,10 @@
 """The subject folder: the versioned files through which track, train and transfer talk.
 
     subject.json   metadata, the crop, pose-normalisation statistics, tool versions, config
-    tracks.npz     valid (T,) bool, keypoints (T, K, 3) x, y in source pixels + confidence,
-                   keypoint_names (K,), schema_version
+    tracks.npz     valid (T,) and the mode's tracks: body keypoints, or face landmarks and the fit
     frames.npy     (T, R, R, 3) uint8 cropped frames at the training resolution R
-    proxies.npy    (T, R, R, 3) uint8 conditioning images (the skeleton) for the same frames
+    proxies.npy    (T, R, R, C) uint8 conditioning images: the skeleton (C = 3) or the face's
+                   correspondence image and eye-gaze map (C = 4)
     preview.mp4    the tracked skeleton over the footage, for people to look at
 
 See docs/overview.md for the field-by-field description.
