@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +65,6 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *fragments: str) -
     assert len(error_lines) == 1, output
     for fragment in fragments:
         assert fragment in error_lines[0], output
-
-
-def has_ffprobe() -> bool:
-    return shutil.which("ffprobe") is not None
 
 
 BODY_RESOLUTION = 96
