@@ -61,9 +61,12 @@ def run(config: EvalConfig) -> dict:
               "nearest_neighbour": nearest}
     # 4. Metrics, per frame and overall.
     masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).cpu().numpy(), subject.mode)
-    per_frame = {name: frame_metrics(images, real, masks, conditioning[clip.train_end:], scales[clip.train_end:], subject.mode)
+    real_float = real.astype(np.float32) / 255
+    flows = [metrics.real_frame_flow(real_float[t - 1], real_float[t]) for t in range(1, len(real_float))]
+    per_frame = {name: frame_metrics(images, real_float, masks, conditioning[clip.train_end:], scales[clip.train_end:],
+                                     flows, subject.mode)
                  for name, images in frames.items()}
-    results = summarize(per_frame, real, subject, config, checkpoint)
+    results = summarize(per_frame, real_float, flows, subject, config, checkpoint)
     # 5. The report: JSON, a markdown table, per-frame plots, and real | model | nearest video.
     write_report(report, results, per_frame, real, frames, subject.meta["fps_fraction"])
     if config.json:
@@ -119,9 +122,10 @@ def track_generated(images: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarr
     return landmarks[:, :468, :2] / TRACKING_UPSCALE, found
 
 
-def frame_metrics(images: np.ndarray, real: np.ndarray, masks: np.ndarray, conditioning: np.ndarray,
-                  scales: np.ndarray, mode: str) -> dict[str, np.ndarray]:
-    generated_float, real_float = images.astype(np.float32) / 255, real.astype(np.float32) / 255
+def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray, conditioning: np.ndarray,
+                  scales: np.ndarray, flows: list[np.ndarray], mode: str) -> dict[str, np.ndarray]:
+    """Per held-out frame; ``flows[t - 1]`` is the real frames' flow from t back to t-1."""
+    generated_float = images.astype(np.float32) / 255
     detected, found = track_generated(images, mode)
     values: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")}
     for t in range(len(images)):
@@ -133,21 +137,15 @@ def frame_metrics(images: np.ndarray, real: np.ndarray, masks: np.ndarray, condi
         confident = conditioning[t, :, 2] >= 0.5
         values["pose_distance"].append(metrics.pose_distance(detected[t][confident], bool(found[t]),
                                                              conditioning[t, confident, :2], scales[t]))
-        values["flicker"].append(flicker_at(generated_float, real_float, t))
+        # Temporal warping error: the real frames' flow applied to generated t-1 (none for the first frame).
+        values["flicker"].append(metrics.warping_error(generated_float[t - 1], generated_float[t], flows[t - 1])
+                                 if t else float("nan"))
     return {**{k: np.array(v) for k, v in values.items()}, "detected": found}
 
 
-def flicker_at(generated: np.ndarray, real: np.ndarray, t: int) -> float:
-    """Temporal warping error of frame t (NaN for the first): the real frames' flow applied to generated t-1."""
-    if t == 0:
-        return float("nan")
-    return metrics.warping_error(generated[t - 1], generated[t], metrics.real_frame_flow(real[t - 1], real[t]))
-
-
-def summarize(per_frame: dict, real: np.ndarray, subject: Subject, config: EvalConfig, checkpoint: dict) -> dict:
-    real_float = real.astype(np.float32) / 255
-    real_flicker = [metrics.warping_error(real_float[t - 1], real_float[t], metrics.real_frame_flow(real_float[t - 1], real_float[t]))
-                    for t in range(1, len(real_float))]
+def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], subject: Subject, config: EvalConfig,
+              checkpoint: dict) -> dict:
+    real_flicker = [metrics.warping_error(real_float[t - 1], real_float[t], flows[t - 1]) for t in range(1, len(real_float))]
     systems = {}
     for name, values in per_frame.items():
         summary = {key: float(np.nanmean(values[key])) for key in ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")}
@@ -155,7 +153,7 @@ def summarize(per_frame: dict, real: np.ndarray, subject: Subject, config: EvalC
         systems[name] = summary
     lpips_weights = find_vgg19_weights().parent
     return {"checkpoint": str(config.checkpoint), "checkpoint_step": checkpoint["step"], "subject": str(subject.root),
-            "mode": subject.mode, "held_out_frames": int(len(real)), "resolution": checkpoint["resolution"],
+            "mode": subject.mode, "held_out_frames": int(len(real_float)), "resolution": checkpoint["resolution"],
             "systems": systems, "real": {"flicker": float(np.mean(real_flicker)) if real_flicker else float("nan")},
             "lpips": f"unavailable: no LPIPS weights in {lpips_weights}",
             "pose_distance_note": f"mean keypoint distance / {'body height' if subject.mode == 'body' else 'inter-ocular distance'}; "

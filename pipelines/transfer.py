@@ -15,7 +15,7 @@ from pipelines.track import MODES, check_found
 from reenact.body import retarget as body_retarget
 from reenact.checkpoint import load_checkpoint
 from reenact.config import TrackConfig, TransferConfig, config_dict
-from reenact.data import generator_input, resize_uint8, to_model_range, to_uint8, window_offsets
+from reenact.data import center_proxy, generator_input, resize_uint8, to_model_range, to_uint8, window_offsets
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
@@ -59,7 +59,7 @@ def run(config: TransferConfig) -> Path:
         results = enhance(results, enhancer, heads, checkpoint["model"]["face_crop"]["size"], device)
     if config.paste_back:
         results = paste_back(results, crops, target)
-    frame_count = write_video(out, video, results, len(tracks.valid), checkpoint, config)
+    frame_count = write_video(out, video, results, len(tracks.valid), config)
     seconds = time.perf_counter() - start
     # 5. The resolved settings beside the video.
     write_json(out.with_suffix(".json"), {"transfer": config_dict(config), "frames": frame_count,
@@ -101,8 +101,7 @@ def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Ten
         if previous is None:
             previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
         previous = generator(generator_input(proxies, previous))
-        channels = proxy_window.shape[0] // window
-        middle = proxy_window[channels * (window // 2):channels * (window // 2) + 3]
+        middle = center_proxy(proxy_window[None], window)[0, :3]
         yield middle.permute(1, 2, 0).numpy(), to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy()
 
 
@@ -151,7 +150,7 @@ def composite(frame: np.ndarray, generated: np.ndarray, crop: np.ndarray) -> np.
 
 
 def write_video(out: Path, video: VideoInfo, results: Iterator[tuple[np.ndarray, np.ndarray]], frame_count: int,
-                checkpoint: dict, config: TransferConfig) -> int:
+                config: TransferConfig) -> int:
     first_proxy, first_result = next(results)
     height, width = first_result.shape[:2]
     source_width = max(2, int(round(video.width * height / video.height / 2)) * 2)

@@ -69,5 +69,9 @@ def test_blendshapes_move_the_embedded_points_the_right_way():
 def test_the_builder_reproduces_the_shipped_asset(ict):
     rebuilt = builder().build(SHARED_FACE_MODEL)
     with np.load(ASSET) as shipped:
-        for key in ("landmark_triangles", "landmark_mean", "mesh_triangles", "mesh_source_vertices"):
+        for key in ("mesh_triangles", "mesh_source_vertices"):
             np.testing.assert_array_equal(rebuilt[key], shipped[key])
+        # A point on a shared edge or vertex can pick either triangle depending on float rounding
+        # (BLAS, CPU), so the embedded positions are compared, not the triangle indices.
+        for key in ("landmark_mean", "landmark_identity_basis", "landmark_expression_basis"):
+            np.testing.assert_allclose(rebuilt[key], shipped[key], atol=1e-5)
