@@ -82,9 +82,11 @@ def main() -> None:
         proxy = subprocess.run([sys.executable, str(REPO / "benchmarks" / "proxy_render.py"), "--subject", str(work / "body")],
                                capture_output=True, text=True, check=True)
         records.append({"stage": "proxy render, skeleton 256² (1 thread)", **json.loads(proxy.stdout)})
-        face_render = subprocess.run([sys.executable, str(REPO / "benchmarks" / "face_render.py"), "--threads", "2"],
-                                     capture_output=True, text=True, check=True)
-        records.append({"stage": "proxy render, face mesh 256² (2 threads)", **json.loads(face_render.stdout)})
+        for threads in (1, 2):
+            face_render = subprocess.run([sys.executable, str(REPO / "benchmarks" / "face_render.py"), "--threads", str(threads)],
+                                         capture_output=True, text=True, check=True)
+            records.append({"stage": f"proxy render, face mesh 256² ({threads} thread{'s' * (threads > 1)})",
+                            **json.loads(face_render.stdout)})
     results = {"device": device, "torch": torch.__version__, "stages": records}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     keys = ("wall_s", "tracking_fps", "fitting_fps", "training_it_per_s", "generation_fps", "end_to_end_fps",

@@ -25,7 +25,7 @@ class FaceProxyRenderer:
         self.model, self.resolution, self.device = model.to(device), resolution, device
         neutral = self.model.mesh_vertices
         low, high = neutral.amin(dim=0), neutral.amax(dim=0)
-        self.colors = (neutral - low) / (high - low)
+        self.colors = 255 * (neutral - low) / (high - low)
         self.eye_line_width = max(1, round(resolution / 256))
 
     @torch.no_grad()
@@ -40,7 +40,7 @@ class FaceProxyRenderer:
         in_crop = (pixels - crops_t[:, None, :2]) * (self.resolution / crops_t[:, None, 2:3])
         images, _ = rasterize(torch.cat([in_crop, depth[..., None]], dim=-1), self.model.mesh_triangles,
                               self.colors, (self.resolution, self.resolution))
-        return (images * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return images.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
     def eye_map(self, landmarks: np.ndarray, irises: np.ndarray, crop: np.ndarray) -> np.ndarray:
         """(R, R) uint8 eye-gaze map from (468+, 2) fitted landmarks and (2, 3) iris x, y, radius, in source pixels."""
