@@ -55,12 +55,16 @@ def track(
     out: Out = None,
     mode: Annotated[Optional[str], typer.Option(help=f"auto | body | face [default: {TrackConfig.mode}]")] = None,
     resolution: Annotated[Optional[int], typer.Option(help=f"Side of the stored training frames [default: {TrackConfig.resolution}]")] = None,
+    face_landmarks: Annotated[Optional[str], typer.Option(
+        help=f"mediapipe | face_alignment: the landmarks the face model is fitted to; face_alignment needs "
+             f"pip install 'reenact[face-alignment]' and its cached weights [default: {TrackConfig.face_landmarks}]")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Track a video into a subject folder (default ./VIDEO_STEM/): keypoints, crops, proxies, preview."""
-    run_stage("track", TrackConfig, config, debug, video=video, out=out, mode=mode, resolution=resolution, device=device)
+    run_stage("track", TrackConfig, config, debug, video=video, out=out, mode=mode, resolution=resolution,
+              face_landmarks=face_landmarks, device=device)
 
 
 @app.command()

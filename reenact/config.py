@@ -17,6 +17,8 @@ from reenact.errors import ReenactError
 MODES = ("auto", "body", "face")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULE_NAMES = ("constant", "linear_decay")   # reenact/training.py LR_SCHEDULES
+SMOOTHER_NAMES = ("one_euro", "none")               # reenact/body/smoothing.py SMOOTHERS
+FACE_LANDMARK_BACKENDS = ("mediapipe", "face_alignment")   # reenact/face/tracking.py FIT_LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class TrackConfig:
     min_confidence: float = 0.3          # keypoints below this count as missing
     max_gap_seconds: float = 0.25        # shorter gaps are interpolated, longer ones stay missing
     smoothing: str = "one_euro"          # one_euro | none
+    face_landmarks: str = "mediapipe"    # mediapipe | face_alignment: what the face fit targets (2D-FAN needs its weights)
     one_euro_min_cutoff: float = 1.5     # Hz; lower smooths slow motion more
     one_euro_beta: float = 2.0           # speed coefficient on coordinates in units of the frame's long side
     one_euro_d_cutoff: float = 1.0       # Hz, for the speed estimate
@@ -167,7 +170,8 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
 
 
 def _check_choices(config: Any) -> None:
-    for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES)):
+    for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES),
+                          ("smoothing", SMOOTHER_NAMES), ("face_landmarks", FACE_LANDMARK_BACKENDS)):
         value = getattr(config, name, None)
         if value is not None and value not in choices:
             raise ReenactError(f"setting {name}: {value!r} is not one of {', '.join(choices)}")

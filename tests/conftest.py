@@ -27,9 +27,11 @@ def reenact_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, str(REPO / "cli.py")]
 
 
-def run_reenact(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run `reenact ARGS` as a user would; returns the finished process with text output."""
-    env = {**os.environ, "COLUMNS": "200"}
+def run_reenact(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 900,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `reenact ARGS` as a user would, with ``env`` added to the environment; returns the
+    finished process with text output."""
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([*reenact_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
 

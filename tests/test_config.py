@@ -2,7 +2,8 @@
 
 import pytest
 
-from reenact.config import TrackConfig, TrainConfig, resolve_config
+from reenact.config import (FACE_LANDMARK_BACKENDS, LR_SCHEDULE_NAMES, SMOOTHER_NAMES, TrackConfig, TrainConfig,
+                            resolve_config)
 from reenact.errors import ReenactError
 
 
@@ -41,3 +42,14 @@ def test_configs_are_frozen():
     config = resolve_config(TrackConfig, None, {"video": "v"})
     with pytest.raises(Exception):
         config.resolution = 5
+
+
+def test_choice_lists_match_the_registries():
+    from reenact.body.smoothing import SMOOTHERS
+    from reenact.face.fitting import LAYOUTS
+    from reenact.face.tracking import FIT_LAYOUTS
+    from reenact.training import LR_SCHEDULES
+
+    assert set(LR_SCHEDULE_NAMES) == set(LR_SCHEDULES)
+    assert set(SMOOTHER_NAMES) == set(SMOOTHERS)
+    assert set(FACE_LANDMARK_BACKENDS) == set(FIT_LAYOUTS) and set(FIT_LAYOUTS.values()) <= set(LAYOUTS)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -102,3 +105,47 @@ def test_export_expressions_csv_and_json(face_subject, tmp_path):
     assert len(json.loads((tmp_path / "e.json").read_text())) == 354
     body = run_reenact("export-expressions", tmp_path, "--csv", tmp_path / "x.csv")
     assert_clean_failure(body, "not a subject folder")
+
+
+def test_face_alignment_backend_without_its_weights_is_a_clean_error(tmp_path):
+    """reenact never downloads: with an empty torch cache the error names the weights file (or,
+    without the package, how to install it), before any tracking."""
+    out = tmp_path / "out"
+    result = run_reenact("track", shared_clip("face/liveportrait_d3.mp4"), "--mode", "face", "--face-landmarks",
+                         "face_alignment", "--out", out, env={"TORCH_HOME": str(tmp_path / "torch")})
+    installed = importlib.util.find_spec("face_alignment") is not None
+    assert_clean_failure(result, *([str(tmp_path / "torch"), "2DFAN4", "does not download"] if installed else ["pip install"]))
+    assert not out.exists()
+
+
+def test_face_alignment_backend_fits_its_68_points(tmp_path):
+    """The backend's plumbing end to end on a real clip. Its real weights can't be fetched here,
+    so a randomly initialised 2D-FAN stands in: the points it finds are meaningless, but they
+    must come back in source pixels near the face, be stored, and be what the model is fitted to."""
+    face_alignment = pytest.importorskip("face_alignment")
+    from face_alignment.models import FAN
+
+    from reenact.face.fan import FAN_NETWORK
+
+    torch_home = tmp_path / "torch"
+    weights = torch_home / "hub" / "checkpoints" / Path(urlparse(face_alignment.api.models_urls[FAN_NETWORK]).path).name
+    weights.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(FAN(4).state_dict(), weights)
+    clip = make_clip(tmp_path / "clip.mp4", "-i", str(shared_clip("face/liveportrait_d3.mp4")), "-t", "1")
+    out = tmp_path / "subject"
+    result = run_reenact("track", clip, "--mode", "face", "--face-landmarks", "face_alignment", "--resolution", 32,
+                         "--out", out, env={"TORCH_HOME": str(torch_home)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "subject.json").read_text())["face"]["landmarks"] == "face_alignment"
+    with np.load(out / "tracks.npz") as tracks:
+        landmarks, points68, fitted = tracks["landmarks"], tracks["landmarks68"], tracks["fitted_landmarks"]
+        valid, error = tracks["valid"], tracks["fit_error"]
+    assert points68.shape == (len(valid), 68, 2) and valid.all() and fitted.shape == (len(valid), 478, 2)
+    # 2D-FAN reads a crop around FaceMesh's box, so even random points fall within about a box of it.
+    low, high = landmarks[:, :468, :2].min(axis=1), landmarks[:, :468, :2].max(axis=1)
+    margin = (high - low)[:, None]
+    assert ((points68 > low[:, None] - margin) & (points68 < high[:, None] + margin)).all()
+    # The stored fit error is measured against the 68 points, not FaceMesh's 468.
+    interocular = np.linalg.norm(points68[:, 36] - points68[:, 45], axis=1)
+    assert np.isfinite(error).all() and error.shape == interocular.shape

@@ -8,8 +8,9 @@
 2. A thin-plate spline through the same correspondences bends the remaining points into place.
 3. Each of the 468 points is projected to the closest point of the ICT face surface; its
    triangle and barycentric weights define the embedded landmark.
-The asset stores the embedded landmarks' mean and bases (for fitting) and a decimated face
-mesh with its bases (for rendering).
+The asset stores the embedded landmarks' mean and bases (for fitting), the same for the 68 iBUG
+vertices (for the optional face-alignment backend), and a decimated face mesh with its bases
+(for rendering).
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ def build(source: Path) -> dict[str, np.ndarray]:
         "mesh_expression_basis": ict["expression_basis"][:, kept].astype(np.float16),
         "mesh_triangles": render_triangles.astype(np.int32),
         "mesh_source_vertices": kept.astype(np.int32),
+        # The 68 iBUG points as ICT vertices, for fitting the optional face-alignment backend's detections.
+        "ibug68_mean": ict["neutral"][ict["landmarks68"]].astype(np.float32),
+        "ibug68_identity_basis": ict["identity_basis"][:, ict["landmarks68"]].astype(np.float32),
+        "ibug68_expression_basis": ict["expression_basis"][:, ict["landmarks68"]].astype(np.float32),
     }
 
 

@@ -1,13 +1,15 @@
-"""Fitting the face model to a whole clip's FaceMesh landmarks at once, batched in torch.
+"""Fitting the face model to a whole clip's landmarks at once, batched in torch.
 
 Unknowns: one identity (100,), per-frame expression weights (T, 53) in [0, 1], per-frame
 rotation and translation, and one focal length. The eyeLook* weights are not fitted to
 landmarks (eyelids alone can't tell gaze); they come from the irises (reenact/face/gaze.py).
+The targets are FaceMesh's 468 points or, with the face-alignment backend, the 68 iBUG points.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,10 +42,19 @@ class FaceFit:
     translation: np.ndarray            # (T, 3) centimetres, camera space
     focal: float                       # pixels
     fitted_landmarks: np.ndarray       # (T, 468, 2) source pixels
-    error: np.ndarray                  # (T,) mean landmark distance / inter-ocular distance
+    error: np.ndarray                  # (T,) mean distance to the fit's targets / inter-ocular distance
 
 
-def landmark_weights() -> torch.Tensor:
+@dataclass(frozen=True)
+class LandmarkLayout:
+    """A detector's landmark layout as the fit sees it."""
+    count: int
+    points: Callable[[FaceModel, torch.Tensor, torch.Tensor], torch.Tensor]   # the model's points
+    outer_eye_corners: tuple[int, int]          # the subject's right, then left
+    weights: Callable[[], torch.Tensor]         # (count,) relative weight of each point
+
+
+def mediapipe_weights() -> torch.Tensor:
     weights = torch.ones(NUM_LANDMARKS)
     for name, factor in (("eyes", FitSettings.eye_weight), ("inner_lips", FitSettings.mouth_weight),
                          ("outer_lips", FitSettings.mouth_weight)):
@@ -52,44 +63,71 @@ def landmark_weights() -> torch.Tensor:
     return weights
 
 
+# iBUG's jaw line (points 0-16) follows the face's silhouette, which slides over the skin as the
+# head turns, while the model's points are fixed vertices: they count for less.
+IBUG_JAW_WEIGHT = 0.3
+
+
+def ibug68_weights() -> torch.Tensor:
+    weights = torch.ones(68)
+    weights[:17] = IBUG_JAW_WEIGHT
+    weights[36:48] = FitSettings.eye_weight
+    weights[48:68] = FitSettings.mouth_weight
+    return weights
+
+
+LAYOUTS = {
+    "mediapipe": LandmarkLayout(NUM_LANDMARKS, FaceModel.landmarks, (RIGHT_EYE_OUTER, LEFT_EYE_OUTER), mediapipe_weights),
+    "ibug68": LandmarkLayout(68, FaceModel.ibug68, (36, 45), ibug68_weights),
+}
+
+
 def fit_clip(model: FaceModel, landmarks: np.ndarray, valid: np.ndarray, image_size: tuple[int, int],
-             settings: FitSettings = FitSettings(), device: torch.device = torch.device("cpu")) -> FaceFit:
-    """Fit (T, 478, ≥2) pixel landmarks; frames where ``valid`` is False are interpolated by smoothness."""
-    target = torch.as_tensor(landmarks[:, :NUM_LANDMARKS, :2], dtype=torch.float32, device=device)
+             settings: FitSettings = FitSettings(), device: torch.device = torch.device("cpu"),
+             layout_name: str = "mediapipe") -> FaceFit:
+    """Fit (T, N, ≥2) pixel landmarks in one of LAYOUTS; frames where ``valid`` is False are
+    interpolated by smoothness. The result's fitted landmarks are always FaceMesh's 468."""
+    layout = LAYOUTS[layout_name]
+    target = torch.as_tensor(landmarks[:, :layout.count, :2], dtype=torch.float32, device=device)
     mask = torch.as_tensor(valid, dtype=torch.float32, device=device)
     model = model.to(device)
     center = (image_size[0] / 2, image_size[1] / 2)
-    interocular = (target[:, RIGHT_EYE_OUTER] - target[:, LEFT_EYE_OUTER]).norm(dim=-1).clamp_min(1.0)
-    params = initial_parameters(model, target, interocular, image_size, device)
+    interocular = (target[:, layout.outer_eye_corners[0]] - target[:, layout.outer_eye_corners[1]]).norm(dim=-1).clamp_min(1.0)
+    params = initial_parameters(model, layout, target, interocular, image_size, device)
     gaze = torch.tensor([name.startswith(GAZE_EXPRESSIONS) for name in model.expression_names], device=device)
-    weights = landmark_weights().to(device)
+    weights = layout.weights().to(device)
     for stage, steps in (("rigid", settings.rigid_iterations), ("full", settings.iterations)):
         trainable = ["rotation", "translation", "log_focal"] + (["identity", "expression_logits"] if stage == "full" else [])
         optimizer = torch.optim.Adam([params[name] for name in trainable], lr=settings.learning_rate)
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            loss, _ = fit_loss(model, params, target, mask, interocular, weights, gaze, center, settings)
+            loss, _ = fit_loss(model, layout, params, target, mask, interocular, weights, gaze, center, settings)
             loss.backward()
             optimizer.step()
     with torch.no_grad():
-        _, projected = fit_loss(model, params, target, mask, interocular, weights, gaze, center, settings)
+        _, projected = fit_loss(model, layout, params, target, mask, interocular, weights, gaze, center, settings)
         error = (projected - target).norm(dim=-1).mean(dim=-1) / interocular
-        return FaceFit(params["identity"].cpu().numpy(), expression_weights(params, gaze).cpu().numpy(),
-                       axis_angle_to_matrix(params["rotation"]).cpu().numpy(), params["translation"].cpu().numpy(),
-                       float(params["log_focal"].exp()), projected.cpu().numpy(), error.cpu().numpy())
+        expression, rotation = expression_weights(params, gaze), axis_angle_to_matrix(params["rotation"])
+        facemesh, _ = project(model.landmarks(params["identity"], expression), rotation, params["translation"],
+                              params["log_focal"].exp(), center)
+        return FaceFit(params["identity"].cpu().numpy(), expression.cpu().numpy(), rotation.cpu().numpy(),
+                       params["translation"].cpu().numpy(), float(params["log_focal"].exp()), facemesh.cpu().numpy(),
+                       error.cpu().numpy())
 
 
-def initial_parameters(model: FaceModel, target: torch.Tensor, interocular: torch.Tensor,
+def initial_parameters(model: FaceModel, layout: LandmarkLayout, target: torch.Tensor, interocular: torch.Tensor,
                        image_size: tuple[int, int], device: torch.device) -> dict[str, torch.Tensor]:
     """Frontal head at the distance that matches the inter-ocular distance in pixels."""
     frames = len(target)
     focal = float(max(image_size))
-    model_interocular = float((model.landmark_mean[RIGHT_EYE_OUTER] - model.landmark_mean[LEFT_EYE_OUTER]).norm())
+    mean = layout.points(model, torch.zeros(model.landmark_identity_basis.shape[0], device=device),
+                         torch.zeros(len(model.expression_names), device=device))
+    model_interocular = float((mean[layout.outer_eye_corners[0]] - mean[layout.outer_eye_corners[1]]).norm())
     depth = focal * model_interocular / interocular
     centroid = target.mean(dim=1)
     translation = torch.stack([(centroid[:, 0] - image_size[0] / 2) * depth / focal,
                                -(centroid[:, 1] - image_size[1] / 2) * depth / focal, -depth], dim=-1)
-    translation = translation - torch.cat([model.landmark_mean.mean(0)[:2], torch.zeros(1, device=device)])
+    translation = translation - torch.cat([mean.mean(0)[:2], torch.zeros(1, device=device)])
     return {
         "rotation": torch.zeros(frames, 3, device=device, requires_grad=True),
         "translation": translation.detach().clone().requires_grad_(True),
@@ -118,11 +156,11 @@ def expression_weights(params: dict[str, torch.Tensor], gaze: torch.Tensor) -> t
     return torch.sigmoid(params["expression_logits"]) * (~gaze)
 
 
-def fit_loss(model: FaceModel, params: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor,
-             interocular: torch.Tensor, weights: torch.Tensor, gaze: torch.Tensor, center: tuple[float, float],
-             settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_loss(model: FaceModel, layout: LandmarkLayout, params: dict[str, torch.Tensor], target: torch.Tensor,
+             mask: torch.Tensor, interocular: torch.Tensor, weights: torch.Tensor, gaze: torch.Tensor,
+             center: tuple[float, float], settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor]:
     expression = expression_weights(params, gaze)
-    points = model.landmarks(params["identity"], expression)
+    points = layout.points(model, params["identity"], expression)
     projected, _ = project(points, axis_angle_to_matrix(params["rotation"]), params["translation"],
                            params["log_focal"].exp(), center)
     residual = ((projected - target) / interocular[:, None, None]).pow(2).sum(-1)

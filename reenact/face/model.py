@@ -1,5 +1,5 @@
-"""The shipped face model: ICT Face Model Light embedded at MediaPipe's 468 landmarks, plus a
-decimated ICT face mesh for rendering. Built by tools/build_face_model.py.
+"""The shipped face model: ICT Face Model Light embedded at MediaPipe's 468 landmarks and at the
+68 iBUG points, plus a decimated ICT face mesh for rendering. Built by tools/build_face_model.py.
 
 Shapes are in centimetres; +y is up and +z points out of the face. A shape is
 ``mean + identity @ identity_basis + expression @ expression_basis`` with identity ~ N(0, 1)
@@ -8,6 +8,7 @@ Shapes are in centimetres; +y is up and +z points out of the face. A shape is
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,24 +36,34 @@ class FaceModel:
     mesh_identity_basis: torch.Tensor         # (100, V, 3)
     mesh_expression_basis: torch.Tensor       # (53, V, 3)
     mesh_triangles: torch.Tensor              # (F, 3) long
+    ibug68_mean: torch.Tensor                 # (68, 3)
+    ibug68_identity_basis: torch.Tensor       # (100, 68, 3)
+    ibug68_expression_basis: torch.Tensor     # (53, 68, 3)
 
     def landmarks(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
         """(..., 468, 3) landmark positions for identity (100,) and expression (..., 53)."""
-        shape = self.landmark_mean + torch.einsum("k,kpc->pc", identity, self.landmark_identity_basis)
-        return shape + torch.einsum("...k,kpc->...pc", expression, self.landmark_expression_basis)
+        return _blend(self.landmark_mean, self.landmark_identity_basis, self.landmark_expression_basis, identity, expression)
+
+    def ibug68(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+        """(..., 68, 3) positions of the iBUG points (face-alignment's layout)."""
+        return _blend(self.ibug68_mean, self.ibug68_identity_basis, self.ibug68_expression_basis, identity, expression)
 
     def mesh(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
         """(..., V, 3) rendering-mesh vertices."""
-        shape = self.mesh_vertices + torch.einsum("k,kvc->vc", identity, self.mesh_identity_basis)
-        return shape + torch.einsum("...k,kvc->...vc", expression, self.mesh_expression_basis)
+        return _blend(self.mesh_vertices, self.mesh_identity_basis, self.mesh_expression_basis, identity, expression)
 
     def expression_index(self, name: str) -> int:
         return self.expression_names.index(name)
 
     def to(self, device: torch.device) -> "FaceModel":
-        return FaceModel(self.expression_names, *(getattr(self, f).to(device) for f in (
-            "landmark_mean", "landmark_identity_basis", "landmark_expression_basis", "mesh_vertices",
-            "mesh_identity_basis", "mesh_expression_basis", "mesh_triangles")))
+        return dataclasses.replace(self, **{field.name: getattr(self, field.name).to(device)
+                                            for field in dataclasses.fields(self) if field.name != "expression_names"})
+
+
+def _blend(mean: torch.Tensor, identity_basis: torch.Tensor, expression_basis: torch.Tensor, identity: torch.Tensor,
+           expression: torch.Tensor) -> torch.Tensor:
+    shape = mean + torch.einsum("k,kpc->pc", identity, identity_basis)
+    return shape + torch.einsum("...k,kpc->...pc", expression, expression_basis)
 
 
 @functools.cache
@@ -60,6 +71,7 @@ def load_face_model(path: Path = ASSET) -> FaceModel:
     with np.load(path) as data:
         tensors = {key: torch.from_numpy(data[key].astype(np.float32)) for key in (
             "landmark_mean", "landmark_identity_basis", "landmark_expression_basis",
-            "mesh_vertices", "mesh_identity_basis", "mesh_expression_basis")}
+            "mesh_vertices", "mesh_identity_basis", "mesh_expression_basis", "ibug68_mean", "ibug68_identity_basis",
+            "ibug68_expression_basis")}
         return FaceModel(tuple(str(n) for n in data["expression_names"]), mesh_triangles=torch.from_numpy(
             data["mesh_triangles"].astype(np.int64)), **tensors)

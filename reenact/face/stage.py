@@ -24,7 +24,8 @@ PREVIEW_MESH_SIDE = 224
 
 
 def track(video: VideoInfo, config: TrackConfig) -> FaceTracks:
-    tracks = track_face_clip(video, video.fit_within(config.detect_size), resolve_device(config.device))
+    tracks = track_face_clip(video, video.fit_within(config.detect_size), resolve_device(config.device),
+                             backend=config.face_landmarks)
     if len(tracks.valid) < config.min_frames:
         raise ReenactError(f"{config.video}: too few frames ({len(tracks.valid)}; at least {config.min_frames} needed)")
     return tracks
@@ -44,7 +45,8 @@ def write(folder: Path, video: VideoInfo, tracks: FaceTracks, config: TrackConfi
     write_preview(folder / subject_files.PREVIEW, video, tracks, config)
     fit = tracks.fit
     return {"crop": {"size": int(tracks.crops[0, 2]), "per_frame": "tracks.npz:crops"},
-            "face": {"fit_error_median": float(np.median(fit.error[tracks.valid])), "focal": fit.focal}}
+            "face": {"fit_error_median": float(np.median(fit.error[tracks.valid])), "focal": fit.focal,
+                     "landmarks": config.face_landmarks}}
 
 
 def render_proxies(renderer: FaceProxyRenderer, tracks: FaceTracks, crops: np.ndarray):

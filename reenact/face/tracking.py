@@ -1,4 +1,5 @@
-"""Face tracking for a clip: FaceMesh landmarks, the whole-clip model fit, gaze, and crops."""
+"""Face tracking for a clip: FaceMesh landmarks (and 2D-FAN's, when chosen), the whole-clip
+model fit, gaze, and crops."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import numpy as np
 import torch
 
 from reenact.face.crop import face_crops
+from reenact.face.fan import face_boxes, fan_weights, track_ibug68
 from reenact.face.fitting import FaceFit, fit_clip
 from reenact.face.gaze import eye_look_weights, gaze_angles, raw_iris_offsets
 from reenact.face.model import NUM_LANDMARKS, load_face_model
 from reenact.face.tracker import track_face
 from reenact.io import VideoInfo, iter_frames
 from reenact.progress import info, with_progress
+
+# The fit's targets per landmark backend: the layout reenact/face/fitting.py fits.
+FIT_LAYOUTS = {"mediapipe": "mediapipe", "face_alignment": "ibug68"}
 
 
 @dataclass
@@ -28,6 +33,7 @@ class FaceTracks:
     crops: np.ndarray              # (T, 3) x, y, size in source pixels
     image_size: tuple[int, int]
     fps: float
+    landmarks68: np.ndarray | None = None   # (T, 68, 2) 2D-FAN detections, source pixels, when used
 
     def fitted_landmarks(self) -> np.ndarray:
         """(T, 478, 2): the fit's projection of the 468 points, then the 10 detected iris points."""
@@ -43,12 +49,16 @@ class FaceTracks:
             "gaze": self.gaze.astype(np.float32), "iris_offsets": self.iris_offsets.astype(np.float32),
             "crops": self.crops.astype(np.int64), "fit_error": self.fit.error.astype(np.float32),
             "image_size": np.array(self.image_size),
+            **({"landmarks68": self.landmarks68.astype(np.float32)} if self.landmarks68 is not None else {}),
         }
 
 
 def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torch.device,
-                    crop_size: int | None = None) -> FaceTracks:
-    """Detect, fit and frame a clip. ``crop_size`` fixes the crop side (transfer uses the target's)."""
+                    crop_size: int | None = None, backend: str = "mediapipe") -> FaceTracks:
+    """Detect, fit and frame a clip. ``crop_size`` fixes the crop side (transfer uses the target's);
+    ``backend`` picks the landmarks the fit targets (FIT_LAYOUTS)."""
+    if backend == "face_alignment":
+        fan_weights()          # before the long FaceMesh pass, not after it
     frames = iter_frames(video, size=detect_size)
     start = time.perf_counter()
     landmarks, valid = track_face(with_progress(frames, "tracking face", video.frame_count), (video.width, video.height))
@@ -57,9 +67,14 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
          f"face found in {valid.mean() if len(valid) else 0:.1%}")
     if not valid.any():
         return FaceTracks(valid, landmarks, None, None, None, None, None, (video.width, video.height), video.fps)
+    landmarks68 = None
+    if backend == "face_alignment":
+        frames = with_progress(iter_frames(video, size=detect_size), "2D-FAN landmarks", video.frame_count)
+        landmarks68 = track_ibug68(frames, face_boxes(landmarks), valid, detect_size[0] / video.width, device)
     model = load_face_model()
     start = time.perf_counter()
-    fit = fit_clip(model, landmarks, valid, (video.width, video.height), device=device)
+    fit = fit_clip(model, landmarks if landmarks68 is None else landmarks68, valid, (video.width, video.height),
+                   device=device, layout_name=FIT_LAYOUTS[backend])
     seconds = time.perf_counter() - start
     info(f"fitted the face model in {seconds:.1f} s ({len(landmarks) / seconds:.1f} frames/s), "
          f"median error {np.median(fit.error[valid]):.4f} of the inter-ocular distance")
@@ -69,7 +84,7 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
         expression[:, model.expression_index(name)] = weights
     crops = face_crops(landmarks, valid, video.fps, size=crop_size)
     return FaceTracks(valid, landmarks, fit, expression, gaze_angles(landmarks), raw_iris_offsets(landmarks),
-                      crops, (video.width, video.height), video.fps)
+                      crops, (video.width, video.height), video.fps, landmarks68)
 
 
 def fill_missing(landmarks: np.ndarray, valid: np.ndarray) -> np.ndarray:
