@@ -31,6 +31,7 @@ class TrackConfig:
     detect_size: int = 640               # long side of the frames the tracker sees
     min_confidence: float = 0.3          # keypoints below this count as missing
     max_gap_seconds: float = 0.25        # shorter gaps are interpolated, longer ones stay missing
+    largest_person: bool = True          # body: look for several people and hide all but the tallest from the tracker
     smoothing: str = "one_euro"          # one_euro | none
     face_landmarks: str = "mediapipe"    # mediapipe | face_alignment: what the face fit targets (2D-FAN needs its weights)
     one_euro_min_cutoff: float = 1.5     # Hz; lower smooths slow motion more

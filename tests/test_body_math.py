@@ -6,6 +6,7 @@ import pytest
 from reenact.body import layout
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import GroundStats, ground_stats, normalize_poses, scale_and_ground
+from reenact.body.people import PeopleScan, drop_flickers, largest_person_only, overlap_fraction, person_box
 from reenact.body.smoothing import fill_short_gaps, one_euro, smooth_one_euro
 
 P = layout.POSE
@@ -148,3 +149,30 @@ def test_hips_replace_ankles_when_a_clip_hides_its_feet():
     person = standing_person(source_hips.far_y + source_hips.far_height, 2 * source_hips.far_height)[None]
     mapped = normalize_poses(person, source_stats, target_stats, 0.3)[0]
     assert mapped[[P["left_hip"], P["right_hip"]], 1].max() == pytest.approx(target_hips.far_y, abs=1e-3)
+
+
+def test_person_box_spans_the_visible_joints_with_a_margin():
+    points = np.array([[100, 50, 0.9], [120, 250, 0.9], [80, 150, 0.9], [140, 200, 0.8], [600, 10, 0.1]], float)
+    box = person_box(points, (640, 480))
+    np.testing.assert_allclose(box, [80 - 30, 50 - 30, 140 + 30, 250 + 30])   # 15 % of the 200 px height; the faint point ignored
+    assert person_box(points[:3], (640, 480)) is None                         # too few joints to call it a person
+    assert overlap_fraction(np.array([0, 0, 10, 10]), np.array([5, 0, 20, 10])) == pytest.approx(0.5)
+
+
+def test_everyone_but_the_tallest_is_blanked_between_scans():
+    tall, short = np.array([10, 0, 30, 40], np.float32), np.array([25, 20, 40, 40], np.float32)
+    scan = PeopleScan(np.array([0, 10]), [np.stack([tall, short]), np.zeros((0, 4), np.float32)])
+    assert scan.crowded == 1
+    frames = [np.full((40, 48, 3), 200, np.uint8) for _ in range(12)]
+    masked = list(largest_person_only(frames, scan))
+    assert (masked[5][20:40, 30:40] == 0).all()           # the short person's part outside the tall one's box
+    assert (masked[5][20:40, 25:30] == 200).all()         # where their boxes overlap, the tall person stays
+    assert (masked[5][:, :10] == 200).all()
+    assert (masked[11] == 200).all()                      # past the last crowded scan nothing is hidden
+
+
+def test_a_second_person_must_show_up_in_two_scans_in_a_row():
+    tall, short = [10, 0, 30, 40], [40, 20, 50, 40]
+    alone, together = np.array([tall], np.float32), np.array([tall, short], np.float32)
+    kept = drop_flickers([together, alone, together, together, alone])
+    assert [len(boxes) for boxes in kept] == [1, 1, 2, 2, 1]

@@ -111,3 +111,27 @@ def test_ctrl_c_during_transfer_leaves_no_output(body_subject, tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "Traceback" not in stderr
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_two_people_follow_the_largest_and_warn(tmp_path):
+    """A small man on the left from the start; a larger one appears on the right at 1.5 s.
+    MediaPipe alone stays on the first person it found; reenact switches to the largest."""
+    big, small = EXAMPLES / "taiji_target.mp4", EXAMPLES / "taiji_source.mp4"
+    video = make_clip(tmp_path / "two people.mp4", "-i", str(big), "-i", str(small), "-filter_complex",
+                      "[0:v]crop=320:360:160:0,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t,1.5)'[big];"
+                      "[1:v]crop=240:360:200:0,scale=160:240,pad=160:360:0:120:black[small];"
+                      "[small][big]hstack,format=yuv420p", "-t", "4")
+
+    def track(largest_person: str):
+        config = tmp_path / f"largest_{largest_person}.toml"
+        config.write_text(f"largest_person = {largest_person}\n")
+        out = tmp_path / f"out_{largest_person}"
+        result = run_reenact("track", video, "--mode", "body", "--resolution", 32, "--config", config, "--out", out)
+        assert result.returncode == 0, result.stderr
+        with np.load(out / "tracks.npz") as tracks:
+            return result.stdout + result.stderr, tracks["keypoints"], tracks["valid"]
+
+    (output, keypoints, valid), (_, chosen_by_mediapipe, _) = track("true"), track("false")
+    assert "more than one person" in output and valid.mean() > 0.9
+    nose_x = lambda points: np.median(points[60:, 0, 0])     # from 2.5 s on; the big man stands at x > 160
+    assert nose_x(keypoints) > 200 and nose_x(chosen_by_mediapipe) < 160

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -13,12 +14,13 @@ from reenact import subject as subject_files
 from reenact.body import layout
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import ground_stats
+from reenact.body.people import largest_person_only, scan_people
 from reenact.body.smoothing import SMOOTHERS, fill_short_gaps
 from reenact.body.tracker import track_body
 from reenact.config import TrackConfig
 from reenact.errors import ReenactError
 from reenact.io import VideoInfo, VideoWriter, iter_frames
-from reenact.progress import info, progress_task, with_progress
+from reenact.progress import info, progress_task, warn, with_progress
 from reenact.render.skeleton import SkeletonRenderer
 
 
@@ -29,9 +31,12 @@ class BodyTracks:
 
 
 def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
-    """Track, fill short gaps and smooth; a frame is valid when three of shoulders and hips are confident."""
-    frames = iter_frames(video, size=video.fit_within(config.detect_size))
+    """Track the largest person, fill short gaps and smooth; a frame is valid when three of
+    shoulders and hips are confident."""
     start = time.perf_counter()
+    frames = iter_frames(video, size=video.fit_within(config.detect_size))
+    if config.largest_person:
+        frames = follow_largest_person(frames, video, config)
     raw = track_body(with_progress(frames, "tracking body", video.frame_count), (video.width, video.height))
     seconds = time.perf_counter() - start
     if len(raw) < config.min_frames:
@@ -45,6 +50,18 @@ def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
     torso = [layout.POSE[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
     valid = (smoothed[:, torso, 2] >= config.min_confidence).sum(axis=1) >= 3
     return BodyTracks(valid, smoothed)
+
+
+def follow_largest_person(frames: Iterator[np.ndarray], video: VideoInfo, config: TrackConfig) -> Iterator[np.ndarray]:
+    """The frames as the tracker should see them: with everyone but the tallest person blanked
+    out when a scan finds more than one person, else unchanged."""
+    scanned = iter_frames(video, size=video.fit_within(config.detect_size))
+    scan = scan_people(with_progress(scanned, "looking for people", video.frame_count), video.fps)
+    if not scan.crowded:
+        return frames
+    warn(f"{config.video}: more than one person in {scan.crowded} of {len(scan.sampled)} scanned frames; "
+         "following the largest (set largest_person = false to let the tracker choose)")
+    return largest_person_only(frames, scan)
 
 
 def write(folder: Path, video: VideoInfo, tracks: BodyTracks, config: TrackConfig) -> dict:
