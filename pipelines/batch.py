@@ -23,7 +23,7 @@ from rich.table import Table
 from pipelines import track, train, transfer
 from reenact.config import BatchConfig, TrackConfig, TrainConfig, TransferConfig, read_toml
 from reenact.errors import ReenactError
-from reenact.files import sha256_file, write_json
+from reenact.files import check_writable, sha256_file, write_json
 from reenact.progress import console, info
 
 JOB_KEYS = {"name", "target", "mode", "preset", "steps", "sources"}
@@ -44,6 +44,7 @@ def run(config: BatchConfig) -> list[dict]:
     # 1. Read and check the jobs; the output folder holds one folder per job.
     jobs = read_jobs(Path(config.jobs))
     out = Path(config.out)
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     selected = [job for job in jobs if config.job in (None, job.name)]
     if config.job and not selected:

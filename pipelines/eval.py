@@ -25,7 +25,7 @@ from reenact.evaluation import metrics
 from reenact.evaluation.systems import (body_pose_features, face_pose_features, generate_held_out,
                                         nearest_neighbours)
 from reenact.face.tracker import track_face
-from reenact.files import atomic_path, write_json
+from reenact.files import atomic_path, check_writable, write_json
 from reenact.io import VideoWriter
 from reenact.models import find_vgg19_weights
 from reenact.progress import info, with_progress
@@ -46,6 +46,7 @@ def run(config: EvalConfig) -> dict:
         raise ReenactError(f"{config.checkpoint}: a {checkpoint['mode']} checkpoint, but {subject.root} is a {subject.mode} subject")
     device = resolve_device(config.device)
     report = Path(config.report) if config.report else Path.cwd() / f"{Path(config.checkpoint).stem}.eval"
+    check_writable(report)
     # 2. The held-out frames at the model's resolution, and what conditioned them.
     resolution = checkpoint["resolution"]
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], resolution, checkpoint["window"],

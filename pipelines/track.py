@@ -14,7 +14,7 @@ from reenact.body import stage as body_stage
 from reenact.config import TrackConfig, config_dict
 from reenact.errors import ReenactError
 from reenact.face import stage as face_stage
-from reenact.files import atomic_dir, sha256_file
+from reenact.files import atomic_dir, check_writable, sha256_file
 from reenact.io import VideoInfo, iter_frames, probe_video
 from reenact.progress import info, native_stderr_silenced
 from reenact.subject import Subject
@@ -31,6 +31,7 @@ def run(config: TrackConfig) -> Path:
     # 1. Probe the video and decide where the subject folder goes.
     video = probe_video(config.video)
     out = Path(config.out) if config.out else Path.cwd() / Path(config.video).stem
+    check_writable(out)
     # 2. Reuse a finished folder made from the same bytes with the same settings.
     source_sha256 = sha256_file(config.video)
     key = reuse_key(source_sha256, config)

@@ -26,7 +26,7 @@ from reenact.distributed import World, join_world, leave_world, wrapper
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
 from reenact.face.regions import face_regions
-from reenact.files import atomic_path, write_json
+from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import load_vgg19_features_state
 from reenact.presets import ModelPreset, get_preset
 from reenact.progress import info, progress_task, warn
@@ -46,6 +46,7 @@ def run(config: TrainConfig) -> Path:
     world, device = join_world(config.device)
     out = Path(config.out) if config.out else Path.cwd() / f"{subject.root.resolve().name}.ckpt"
     run_folder = out.with_suffix(".train")
+    check_writable(out)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:

@@ -19,7 +19,7 @@ from reenact.data import center_proxy, generator_input, resize_uint8, to_model_r
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
-from reenact.files import write_json
+from reenact.files import check_writable, write_json
 from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
 from reenact.progress import info, progress_task
 from reenact.body.head import paste_patches
@@ -36,6 +36,7 @@ def run(config: TransferConfig) -> Path:
     check_options(config, mode, target)
     video = probe_video(config.source)
     out = Path(config.out) if config.out else Path.cwd() / f"{Path(config.source).stem}_as_{Path(config.checkpoint).stem}.mp4"
+    check_writable(out)
     device = resolve_device(config.device)
     # 2. Track the source with the settings the target was tracked with.
     track_config = TrackConfig(**{**target["track_config"], "video": config.source, "out": None, "device": config.device})

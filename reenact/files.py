@@ -11,11 +11,26 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from reenact.errors import ReenactError
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail now, naming ``path``, if it can't be created: before the work, not after it."""
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ReenactError(f"{path}: can't be written: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ReenactError(f"{path}: can't be written: no permission to write in {folder}")
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` only on success."""
     final = Path(final)
+    check_writable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent)
     os.close(fd)
@@ -33,6 +48,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; it replaces ``final`` only on success."""
     final = Path(final)
+    check_writable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:

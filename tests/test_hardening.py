@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,21 +85,38 @@ def test_no_face_in_a_body_clip(short_clip, tmp_path):
     assert_clean_failure(result, "no face found", "0%")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders anyway")
-def test_read_only_output_folder(short_clip, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+def test_read_only_output_folder(short_clip):
+    """Root may write anywhere, so as root the command runs as nobody (setpriv), in a folder
+    nobody can read from but not write to."""
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if as_nobody and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv to drop privileges")
+    folder = Path(tempfile.mkdtemp(prefix="reenact read-only "))
+    home = Path(tempfile.mkdtemp(prefix="reenact home "))
+    home.chmod(0o777)          # matplotlib (imported by mediapipe) wants a writable config folder
     try:
-        assert_clean_failure(run_reenact("track", short_clip, "--mode", "body", "--out", locked / "out"), "locked")
+        clip = folder / "clip.mp4"
+        shutil.copy(short_clip, clip)
+        folder.chmod(0o555)
+        clip.chmod(0o444)
+        result = subprocess.run([*as_nobody, *reenact_command(), "track", str(clip), "--mode", "body", "--out",
+                                 str(folder / "out")], capture_output=True, text=True, timeout=600,
+                                env={**os.environ, "HOME": str(home)})
+        assert_clean_failure(result, str(folder / "out"), f"no permission to write in {folder}")
+        assert "tracked" not in result.stdout + result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4"]
     finally:
-        locked.chmod(0o700)
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+        shutil.rmtree(home)
 
 
 def test_output_under_a_file_is_a_clean_error(short_clip, tmp_path):
-    blocker = tmp_path / "not a folder"
+    blocker = tmp_path / "notes.txt"
     blocker.write_text("x")
-    assert_clean_failure(run_reenact("track", short_clip, "--mode", "body", "--out", blocker / "out"), "not a folder")
+    result = run_reenact("track", short_clip, "--mode", "body", "--out", blocker / "out")
+    assert_clean_failure(result, str(blocker / "out"), f"{blocker} is a file, not a folder")
+    assert "tracked" not in result.stdout + result.stderr     # refused before any work
 
 
 def test_ctrl_c_during_transfer_leaves_no_output(body_subject, tmp_path):
