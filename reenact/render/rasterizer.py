@@ -43,13 +43,13 @@ def rasterize(vertices: torch.Tensor, triangles: torch.Tensor, attributes: torch
         keep &= signed_area < 0                          # counter-clockwise on screen faces the camera
     corners, face_of, frame_of = corners[keep], face_of[keep], frame_of[keep]
     # Sorted by box class, each class's triangles are one contiguous slice.
-    corners, face_of, frame_of, classes = _sort_by_box_class(corners, face_of, frame_of, width, height)
+    corners, face_of, frame_of, low, classes = _sort_by_box_class(corners, face_of, frame_of, width, height)
     edges = _edge_planes(corners)
     depth_planes = torch.einsum("nep,ne->np", edges, corners[:, :, 2])
     nearest = torch.full((batch * height * width,), EMPTY, dtype=torch.int64, device=vertices.device)
     for box, first, count in classes:
         part = slice(first, first + count)
-        pixel, key = _class_candidates(corners[part], edges[part], depth_planes[part], frame_of[part], first, box, size)
+        pixel, key = _class_candidates(low[part], edges[part], depth_planes[part], frame_of[part], first, box, size)
         nearest.scatter_reduce_(0, pixel, key, reduce="amin")
     covered = torch.nonzero(nearest != EMPTY).squeeze(1)
     winner = nearest[covered] & 0xFFFFFFFF
@@ -95,7 +95,8 @@ def _pixel_box(corners: torch.Tensor, width: int, height: int) -> tuple[torch.Te
 
 def _sort_by_box_class(corners: torch.Tensor, face_of: torch.Tensor, frame_of: torch.Tensor, width: int, height: int):
     """Order triangles by the smallest (box width, box height) class that holds their pixel box;
-    returns the reordered inputs and (box, first, count) per class. Off-screen triangles are dropped."""
+    returns the reordered inputs, each triangle's first pixel column and row, and (box, first,
+    count) per class. Off-screen triangles are dropped."""
     low, high = _pixel_box(corners, width, height)
     extent = high - low + 1
     sizes = torch.tensor(BOX_SIZES, device=corners.device, dtype=corners.dtype)
@@ -109,16 +110,16 @@ def _sort_by_box_class(corners: torch.Tensor, face_of: torch.Tensor, frame_of: t
     firsts = torch.cumsum(counts, 0) - counts
     slices = [((BOX_SIZES[key // len(BOX_SIZES)], BOX_SIZES[key % len(BOX_SIZES)]), first, count)
               for key, first, count in zip(classes.tolist(), firsts.tolist(), counts.tolist())]
-    return corners.index_select(0, order), face_of.index_select(0, order), frame_of.index_select(0, order), slices
+    return (corners.index_select(0, order), face_of.index_select(0, order), frame_of.index_select(0, order),
+            low.index_select(0, order), slices)
 
 
-def _class_candidates(corners: torch.Tensor, edges: torch.Tensor, depth_planes: torch.Tensor, frame: torch.Tensor,
+def _class_candidates(low: torch.Tensor, edges: torch.Tensor, depth_planes: torch.Tensor, frame: torch.Tensor,
                       first: int, box: tuple[int, int], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixel index, depth-and-triangle key) of every box candidate of one class, triangles numbered from ``first``."""
     width, height = size
-    low, _ = _pixel_box(corners, width, height)
-    columns = torch.arange(box[0], device=corners.device, dtype=corners.dtype)
-    rows = torch.arange(box[1], device=corners.device, dtype=corners.dtype)
+    columns = torch.arange(box[0], device=low.device, dtype=low.dtype)
+    rows = torch.arange(box[1], device=low.device, dtype=low.dtype)
     xs = low[:, :1] + columns.repeat(box[1])[None]               # (G, box_w·box_h) pixel columns
     ys = low[:, 1:] + rows.repeat_interleave(box[0])[None]
     centre_x, centre_y = xs + 0.5, ys + 0.5
@@ -129,7 +130,7 @@ def _class_candidates(corners: torch.Tensor, edges: torch.Tensor, depth_planes: 
     # Sorting by the float's bits equals sorting by value once negative floats' magnitude bits are flipped.
     bits = depth.contiguous().view(torch.int32)
     ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
-    triangle = torch.arange(first, first + len(corners), device=corners.device)
+    triangle = torch.arange(first, first + len(low), device=low.device)
     key = torch.where(inside, (ordered << 32) | triangle[:, None], EMPTY)
     # Outside candidates point at pixel 0, where their key (EMPTY) never wins the minimum.
     pixel = torch.where(inside, frame[:, None] * (height * width) + (ys * width + xs).long(), 0)
