@@ -64,9 +64,14 @@ def overlap_fraction(box: np.ndarray, other: np.ndarray) -> float:
     return float(width * height / area)
 
 
+def region(box: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of an image that a box covers."""
+    x1, y1, x2, y2 = np.round(box).astype(int).clip(min=0)
+    return slice(y1, y2), slice(x1, x2)
+
+
 def blank(frame: np.ndarray, box: np.ndarray) -> None:
-    x1, y1, x2, y2 = np.round(box).astype(int)
-    frame[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = 0
+    frame[region(box)] = 0
 
 
 def find_people(frame: np.ndarray, pose: object) -> np.ndarray:
@@ -122,6 +127,5 @@ def largest_person_only(frames: Iterable[np.ndarray], scan: PeopleScan) -> Itera
         for box in others:
             blank(masked, box)
         for box in keep:                # where a blanked box overlaps the person we follow, restore them
-            x1, y1, x2, y2 = np.round(box).astype(int)
-            masked[y1:y2, x1:x2] = frame[y1:y2, x1:x2]
+            masked[region(box)] = frame[region(box)]
         yield masked
