@@ -22,16 +22,17 @@ from reenact.body.crop import Crop
 from reenact.body.head import face_crop_size, head_centers
 from reenact.config import TrainConfig, config_dict
 from reenact.data import SubjectClip, center_proxy, to_uint8
-from reenact.distributed import World, join_world, leave_world, wrapper
+from reenact.distributed import World, gather_tensors, join_world, leave_world, wrapper
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
 from reenact.face.regions import face_regions
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import load_vgg19_features_state
-from reenact.presets import ModelPreset, get_preset
+from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
 from reenact.subject import Subject
-from reenact.training import Networks, build_networks, generate_sequence, sequence_length, train_step, unwrap
+from reenact.training import (Networks, build_networks, compiled_graphs, configure_backends, generate_sequence,
+                              sequence_length, train_step, unwrap)
 from reenact.translator import face_enhancer_arguments, model_arguments
 
 SAMPLE_ROWS = 4
@@ -39,11 +40,12 @@ TARGET_FIELDS = {"body": body_retarget.target_fields, "face": face_retarget.targ
 
 
 def run(config: TrainConfig) -> Path:
-    # 1. Settings: the subject, the preset's defaults, this worker's device, output paths.
+    # 1. Settings: the subject, this worker's device, the preset's defaults for it, output paths.
     subject = Subject.load(config.subject)
     preset = get_preset(config.preset)
-    config = fill_preset_defaults(config, preset)
     world, device = join_world(config.device)
+    config = fill_preset_defaults(config, preset, device)
+    check_resolution(subject, preset, config)
     out = Path(config.out) if config.out else Path.cwd() / f"{subject.root.resolve().name}.ckpt"
     run_folder = out.with_suffix(".train")
     check_writable(out)
@@ -51,7 +53,7 @@ def run(config: TrainConfig) -> Path:
         torch.set_num_threads(config.num_threads)
     try:
         # 2. Data: frames and proxies at the model resolution, on the device; the last frames are held out.
-        clip = load_subject_clip(subject, preset, config, world).to(device)
+        clip = load_subject_clip(subject, preset, config, world, pin_memory=device.type == "cuda").to(device)
         # 3. Networks, losses and optimizers; continue from `out` when resuming.
         arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
         if clip.head_centers is not None:
@@ -59,14 +61,16 @@ def run(config: TrainConfig) -> Path:
         perceptual_state, perceptual_reason = load_vgg19_features_state()
         if perceptual_state is None and world.is_main:
             warn(f"training without the VGG perceptual loss: {perceptual_reason}")
-        networks = build_networks(arguments, perceptual_state, config, device, wrapper(world, device))
-        rng = torch.Generator().manual_seed(config.seed + world.rank)
+        # The seed comes first, so it fixes the initial weights too.
         torch.manual_seed(config.seed)
-        start_step = resume(out, networks, arguments, rng, subject, world) if config.resume else 0
+        configure_backends(device)
+        networks = build_networks(arguments, perceptual_state, config, device, wrapper(world, device))
+        rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
+        start_step = resume(out, networks, arguments, rng, subject, world, config.seed) if config.resume else 0
         # 4. The loop, with progress, TensorBoard scalars, sample grids and periodic checkpoints.
-        save = lambda step: save_checkpoint(out, step, networks, arguments, subject, config, preset,
-                                            perceptual_reason, rng, clip, world)
-        train_loop(clip, networks, config, rng, start_step, run_folder, save, world, device)
+        save = lambda step, interrupted=False: save_checkpoint(out, step, networks, arguments, subject, config, preset,
+                                                               perceptual_reason, rng, clip, world, interrupted)
+        train_loop(clip, networks, config, rng, start_step, run_folder, save, world)
         if world.is_main:
             info(f"wrote {out} (step {config.steps}); samples and TensorBoard logs in {run_folder}/")
     finally:
@@ -74,22 +78,30 @@ def run(config: TrainConfig) -> Path:
     return out
 
 
-def fill_preset_defaults(config: TrainConfig, preset: ModelPreset) -> TrainConfig:
-    checkpointing = config.gradient_checkpointing
-    return replace(config, steps=config.steps or preset.steps, batch_size=config.batch_size or preset.batch_size,
+def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch.device) -> TrainConfig:
+    batch_size = config.batch_size or (preset.gpu_batch_size if device.type == "cuda" else preset.batch_size)
+    return replace(config, steps=config.steps or preset.steps, batch_size=batch_size,
+                   learning_rate=config.learning_rate or scaled_learning_rate(batch_size),
                    window=config.window or preset.window, sample_every=config.sample_every or preset.sample_every,
-                   temporal_scales=config.temporal_scales or preset.temporal_scales,
-                   gradient_checkpointing=preset.resolution >= 512 if checkpointing is None else checkpointing)
+                   temporal_scales=config.temporal_scales or preset.temporal_scales)
 
 
-def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig, world: World) -> SubjectClip:
+def check_resolution(subject: Subject, preset: ModelPreset, config: TrainConfig) -> None:
+    """Training above the stored frames' size would learn upsampled, blurred frames without saying so."""
+    if preset.resolution > subject.resolution:
+        raise ReenactError(f"{subject.root}: tracked at {subject.resolution}px, but preset {config.preset} trains at "
+                           f"{preset.resolution}px; track again with --resolution {preset.resolution} (or use a smaller preset)")
+
+
+def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig, world: World,
+                      pin_memory: bool = False) -> SubjectClip:
     frame_count = len(subject.tracks["valid"])
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
     regions = face_regions(subject.tracks, subject.resolution) if subject.mode == "face" else None
     heads = model_head_centers(subject, preset.resolution) if subject.mode == "body" and config.face_enhancer else None
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution, config.window,
-                       config.validation_fraction, sequence_length(config), regions, heads)
+                       config.validation_fraction, sequence_length(config), regions, heads, pin_memory)
     if len(clip.train_ends) < 2:
         raise ReenactError(f"{subject.root}: too few consecutive frames with a {('person', 'face')[subject.mode == 'face']} "
                            f"to train on ({len(clip.train_ends)} sequences of {clip.sequence_length})")
@@ -107,7 +119,7 @@ def model_head_centers(subject: Subject, resolution: int) -> np.ndarray:
 
 
 def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: torch.Generator, start_step: int,
-               run_folder: Path, save, world: World, device: torch.device) -> None:
+               run_folder: Path, save, world: World) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     step = start_step
@@ -116,23 +128,29 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
         write_json(run_folder / "config.json", {"train": config_dict(config), "world_size": world.size})
     board = SummaryWriter(str(run_folder / "tensorboard")) if world.is_main else None
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    graphs_before = compiled_graphs()
     try:
         with progress_task("training", config.steps if world.is_main else None) as task:
             task.progress.update(task.task_id, completed=start_step, visible=world.is_main)
             while step < config.steps:
-                losses = train_step(networks, clip.training_batch(rng, config.batch_size), config, device)
+                losses = train_step(networks, clip.training_batch(rng, config.batch_size), config)
                 step += 1
-                task.advance(status=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+                if step == start_step + 1:
+                    graphs_before = compiled_graphs()   # the first step compiles; later ones should not
+                # Reading losses waits for the device, so it happens every log_every steps only.
+                readings = read_losses(losses) if step % config.log_every == 0 or step == config.steps else None
+                task.advance(status=" ".join(f"{k} {v:.3f}" for k, v in readings.items()) if readings else None)
                 if world.is_main:
-                    log_and_sample(board, losses, step, networks, clip, config, run_folder)
+                    log_and_sample(board, readings, step, networks, clip, config, run_folder)
                 if step % config.checkpoint_every == 0 and step != config.steps:
                     save(step)
         if world.is_main:
             info(f"{config.steps - start_step} steps in {task.elapsed:.1f} s "
                  f"({(config.steps - start_step) / max(task.elapsed, 1e-9):.2f} it/s)")
+            report_recompiles(config, compiled_graphs() - graphs_before)
         save(step)
     except KeyboardInterrupt:
-        save(step)
+        save(step, interrupted=True)
         raise ReenactError(f"interrupted at step {step}; saved {config.out or 'the checkpoint'}, continue with "
                            f"`reenact train {config.subject} --resume` and the same options") from None
     finally:
@@ -145,11 +163,24 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def log_and_sample(board, losses: dict[str, float], step: int, networks: Networks, clip: SubjectClip,
+def read_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The losses as numbers, with one wait for the device rather than one per loss."""
+    return dict(zip(losses, torch.stack(list(losses.values())).float().tolist()))
+
+
+def report_recompiles(config: TrainConfig, recompiled: int) -> None:
+    if config.compile and recompiled:
+        warn(f"--compile: {recompiled} graph(s) compiled after the first step; each recompile costs time")
+    elif config.compile:
+        info("--compile: no recompiles after the first step")
+
+
+def log_and_sample(board, losses: dict[str, float] | None, step: int, networks: Networks, clip: SubjectClip,
                    config: TrainConfig, run_folder: Path) -> None:
-    for name, value in losses.items():
-        board.add_scalar(f"loss/{name}", value, step)
-    board.add_scalar("learning_rate", networks.schedulers[0].get_last_lr()[0], step)
+    if losses is not None:
+        for name, value in losses.items():
+            board.add_scalar(f"loss/{name}", value, step)
+        board.add_scalar("learning_rate", networks.schedulers[0].get_last_lr()[0], step)
     if step % config.sample_every == 0 or step == config.steps:
         write_sample_grid(networks.sampler, clip, run_folder / "samples" / f"step_{step:07d}.png")
         for name, value in validation_metrics(networks.sampler, clip).items():
@@ -186,7 +217,11 @@ def validation_metrics(generator: torch.nn.Module, clip: SubjectClip) -> dict[st
 
 
 def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, subject: Subject, config: TrainConfig,
-                    preset: ModelPreset, perceptual_reason: str, rng: torch.Generator, clip: SubjectClip, world: World) -> None:
+                    preset: ModelPreset, perceptual_reason: str, rng: torch.Generator, clip: SubjectClip, world: World,
+                    interrupted: bool = False) -> None:
+    # Every rank's sampler state, so each resumes its own stream. An interrupted run skips the
+    # gather: its ranks may stop at different points, and a collective there could wait forever.
+    samplers = [rng.get_state()] if interrupted else gather_tensors(world, rng.get_state())
     if not world.is_main:
         return
     ckpt.save_checkpoint(out, {
@@ -204,7 +239,7 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
         "target": target_description(subject),
         "perceptual_loss": {"enabled": networks.perceptual is not None, "reason": perceptual_reason},
         "validation": validation_metrics(networks.sampler, clip),
-        "rng": {"sampler": rng.get_state(), "torch": torch.get_rng_state()},
+        "rng": {"samplers": samplers, "torch": torch.get_rng_state()},
     })
 
 
@@ -225,7 +260,8 @@ def target_description(subject: Subject) -> dict:
             **TARGET_FIELDS[subject.mode](subject)}
 
 
-def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator, subject: Subject, world: World) -> int:
+def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator, subject: Subject, world: World,
+           seed: int) -> int:
     if not out.exists():
         if world.is_main:
             warn(f"--resume: {out} does not exist yet, starting from step 0")
@@ -248,8 +284,20 @@ def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator,
         unwrap(networks.face.discriminator).load_state_dict(state["face_discriminator"])
         networks.face.generator_optimizer.load_state_dict(state["face_optimizers"]["generator"])
         networks.face.discriminator_optimizer.load_state_dict(state["face_optimizers"]["discriminator"])
-    rng.set_state(state["rng"]["sampler"])
     torch.set_rng_state(state["rng"]["torch"])
+    resume_sampler(rng, state["rng"].get("samplers", []), world, int(state["step"]), seed)
     if world.is_main:
         info(f"resumed from {out} at step {state['step']}")
     return int(state["step"])
+
+
+def resume_sampler(rng: torch.Generator, saved: list[torch.Tensor], world: World, step: int, seed: int) -> None:
+    """This rank's saved sampler state; where there is none (another world size, an interrupted
+    multi-worker run), a seed of its own from the seed, rank and step, never another rank's stream."""
+    if len(saved) == world.size:
+        try:
+            rng.set_state(saved[world.rank])
+            return
+        except RuntimeError:   # a state of another device's generator
+            pass
+    rng.manual_seed(seed + 1_000_003 * step + world.rank)

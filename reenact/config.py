@@ -49,15 +49,16 @@ class TrainConfig:
     out: str | None = None               # default: ./<subject folder name>.ckpt
     preset: str = "256"                  # tiny | 256 | 512
     steps: int | None = None             # total steps; default from the preset
-    batch_size: int | None = None        # default from the preset
+    batch_size: int | None = None        # default from the preset (larger on a GPU)
     window: int | None = None            # proxies of frames t-w//2 .. t+w//2; default from the preset
-    learning_rate: float = 2e-4
+    learning_rate: float | None = None   # default 2e-4 × sqrt(batch size / 4)
     device: str = "auto"
     resume: bool = False
     seed: int = 0
     validation_fraction: float = 0.1     # the last frames, never trained on
     sample_every: int | None = None      # steps between sample grids; default from the preset
     checkpoint_every: int = 500
+    log_every: int = 10                  # steps between loss readings (each one waits for the device)
     l1_weight: float = 10.0
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 10.0
@@ -72,7 +73,7 @@ class TrainConfig:
     mixed_precision: bool = True         # bf16 autocast on CUDA (always fp32 on CPU)
     channels_last: bool = True           # on CUDA
     compile: bool = False                # torch.compile the networks
-    gradient_checkpointing: bool | None = None   # default: on at 512 px and above
+    gradient_checkpointing: bool = False  # recompute the residual blocks in backward: less memory, more compute
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 
 
@@ -110,10 +111,13 @@ class EvalConfig:
 class BenchTrainConfig:
     preset: str = "256"
     steps: int = 20                      # timed steps per variant, after warmup
-    warmup: int = 3
-    batch_size: int | None = None        # default from the preset
+    warmup: int = 3                      # untimed steps first; the first of them is reported on its own
+    batch_size: int | None = None        # default from the preset (its GPU batch size on CUDA)
+    batch_sizes: str | None = None       # "8,16,32": also time the recommended variant at these batch sizes
+    variants: str | None = None          # "fp32,bf16": these variants (pipelines/bench_train.py VARIANTS); default per device
     device: str = "auto"
-    compile: bool = False                # also time a torch.compile'd variant
+    compile: bool = False                # also time the compiled variant (compiling takes minutes on a GPU)
+    perceptual_loss: bool = True         # the VGG loss, as `train` runs it when torchvision's VGG19 weights are cached
     json: str | None = None              # also write the figures here
 
 

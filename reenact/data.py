@@ -30,19 +30,24 @@ def resize_uint8(images: np.ndarray | torch.Tensor, resolution: int) -> torch.Te
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
-def load_clip(array: np.ndarray, resolution: int) -> torch.Tensor:
-    """A whole (T, H, W, 3) memmap as (T, 3, R, R) uint8, resized chunk by chunk."""
-    chunks = [resize_uint8(array[i:i + RESIZE_CHUNK], resolution) for i in range(0, len(array), RESIZE_CHUNK)]
-    return torch.cat(chunks)
+def load_clip(array: np.ndarray, resolution: int, pin_memory: bool = False) -> torch.Tensor:
+    """A whole (T, H, W, C) memmap as (T, C, R, R) uint8, resized chunk by chunk into one tensor
+    allocated up front: host memory peaks at the clip plus one chunk, not twice the clip.
+    Pinned memory lets the copy to a GPU run without staging."""
+    clip = torch.empty((len(array), array.shape[-1], resolution, resolution), dtype=torch.uint8, pin_memory=pin_memory)
+    for start in range(0, len(array), RESIZE_CHUNK):
+        chunk = array[start:start + RESIZE_CHUNK]
+        clip[start:start + len(chunk)] = resize_uint8(chunk, resolution)
+    return clip
 
 
-def window_offsets(window: int) -> torch.Tensor:
-    return torch.arange(window) - window // 2
+def window_offsets(window: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    return torch.arange(window, device=device) - window // 2
 
 
 def proxy_windows(proxies: torch.Tensor, centers: torch.Tensor, window: int, low: int, high: int) -> torch.Tensor:
     """(B, C·window, R, R) stacks of the C-channel proxies around each centre, clamped to frames [low, high)."""
-    indices = (centers[:, None] + window_offsets(window).to(centers.device)[None]).clamp(low, high - 1)
+    indices = (centers[:, None] + window_offsets(window, centers.device)[None]).clamp(low, high - 1)
     stacked = proxies[indices.reshape(-1)]
     return stacked.reshape(len(centers), window * proxies.shape[1], *stacked.shape[-2:])
 
@@ -67,11 +72,11 @@ class SubjectClip:
 
     def __init__(self, frames: np.ndarray, proxies: np.ndarray, valid: np.ndarray, resolution: int,
                  window: int, validation_fraction: float, sequence_length: int = 2,
-                 regions: np.ndarray | None = None, head_centers: np.ndarray | None = None):
-        self.frames = load_clip(frames, resolution)
-        self.proxies = load_clip(proxies, resolution)
+                 regions: np.ndarray | None = None, head_centers: np.ndarray | None = None, pin_memory: bool = False):
+        self.frames = load_clip(frames, resolution, pin_memory)
+        self.proxies = load_clip(proxies, resolution, pin_memory)
         # Regions that count extra in the reconstruction loss (mouth and eyes for faces).
-        self.regions = load_clip(regions[..., None], resolution) if regions is not None else None
+        self.regions = load_clip(regions[..., None], resolution, pin_memory) if regions is not None else None
         # Head centres in model pixels (x, y) and whether there is a head, for the face enhancer.
         self.head_centers = torch.as_tensor(head_centers, dtype=torch.float32) if head_centers is not None else None
         self.valid = torch.as_tensor(np.asarray(valid, bool))
@@ -95,25 +100,27 @@ class SubjectClip:
         return self.proxies.shape[1]
 
     def to(self, device: torch.device) -> "SubjectClip":
-        self.frames, self.proxies = self.frames.to(device), self.proxies.to(device)
-        self.regions = self.regions.to(device) if self.regions is not None else None
-        self.head_centers = self.head_centers.to(device) if self.head_centers is not None else None
+        """Everything on ``device``, where batches are then drawn without the host."""
+        move = lambda tensor: tensor.to(device, non_blocking=True) if tensor is not None else None
+        self.frames, self.proxies, self.regions = move(self.frames), move(self.proxies), move(self.regions)
+        self.head_centers = move(self.head_centers)
+        self.train_ends, self.validation_ends = move(self.train_ends), move(self.validation_ends)
         return self
 
     def training_batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
-        """Random training sequences, on the clip's device."""
-        pick = torch.randint(len(self.train_ends), (batch_size,), generator=generator)
+        """Random training sequences, drawn with a ``generator`` on the clip's device."""
+        pick = torch.randint(len(self.train_ends), (batch_size,), generator=generator, device=self.frames.device)
         return self._sequences(self.train_ends[pick], 0, self.train_end)
 
     def validation_batch(self, count: int) -> dict[str, torch.Tensor]:
         """Evenly spaced held-out sequences; a fixed set so sample grids are comparable over training."""
-        ends = self.validation_ends if len(self.validation_ends) else torch.tensor([len(self.frames) - 1])
-        pick = torch.linspace(0, len(ends) - 1, count).round().long()
+        ends = self.validation_ends if len(self.validation_ends) else torch.tensor([len(self.frames) - 1], device=self.frames.device)
+        pick = torch.linspace(0, len(ends) - 1, count, device=ends.device).round().long()
         return self._sequences(ends[pick], self.train_end, len(self.frames))
 
     def _sequences(self, ends: torch.Tensor, low: int, high: int) -> dict[str, torch.Tensor]:
-        steps = torch.arange(-self.sequence_length + 1, 1)
-        indices = (ends[:, None] + steps[None]).clamp(min=low).to(self.frames.device)   # (B, L)
+        steps = torch.arange(-self.sequence_length + 1, 1, device=ends.device)
+        indices = (ends[:, None] + steps[None]).clamp(min=low)   # (B, L)
         flat = indices.reshape(-1)
         shape = (*indices.shape, -1, *self.frames.shape[-2:])
         batch = {

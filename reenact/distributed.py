@@ -49,3 +49,14 @@ def wrapper(world: World, device: torch.device) -> Callable[[nn.Module], nn.Modu
         return lambda module: module
     device_ids = [device.index] if device.type == "cuda" else None
     return lambda module: nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def gather_tensors(world: World, tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``tensor`` (same shape on each), in rank order, on the CPU; a collective call."""
+    if world.size == 1:
+        return [tensor]
+    # NCCL moves only GPU tensors.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    gathered = [torch.empty_like(tensor, device=device) for _ in range(world.size)]
+    dist.all_gather(gathered, tensor.to(device))
+    return [t.cpu() for t in gathered]

@@ -18,7 +18,8 @@ class ModelPreset:
     discriminator_scales: int
     window: int              # proxies of this many frames centred on t
     temporal_scales: int     # time scales of the temporal discriminators
-    batch_size: int
+    batch_size: int          # on a CPU
+    gpu_batch_size: int      # on a GPU (provisional until benchmarks/gpu_validate.py has measured it)
     steps: int
     sample_every: int
 
@@ -28,12 +29,23 @@ class ModelPreset:
 
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(resolution=96, ngf=16, n_downsample=3, n_blocks=3, ndf=16, discriminator_layers=2,
-                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, steps=300, sample_every=50),
+                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, gpu_batch_size=16, steps=300, sample_every=50),
     "256": ModelPreset(resolution=256, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
-                       discriminator_scales=2, window=5, temporal_scales=2, batch_size=4, steps=40000, sample_every=500),
+                       discriminator_scales=2, window=5, temporal_scales=2, batch_size=4, gpu_batch_size=16, steps=40000, sample_every=500),
     "512": ModelPreset(resolution=512, ngf=64, n_downsample=4, n_blocks=9, ndf=64, discriminator_layers=3,
-                       discriminator_scales=3, window=5, temporal_scales=2, batch_size=2, steps=80000, sample_every=1000),
+                       discriminator_scales=3, window=5, temporal_scales=2, batch_size=2, gpu_batch_size=8, steps=80000, sample_every=1000),
 }
+
+
+# Adam's rate at the reference batch; other batches scale it by the square root of their ratio.
+BASE_LEARNING_RATE = 2e-4
+BASE_BATCH_SIZE = 4
+
+
+def scaled_learning_rate(batch_size: int) -> float:
+    """Square-root scaling keeps the update's noise scale about constant as the batch grows,
+    without the instability that linear scaling brings to GAN training with Adam."""
+    return BASE_LEARNING_RATE * (batch_size / BASE_BATCH_SIZE) ** 0.5
 
 
 def get_preset(name: str) -> ModelPreset:

@@ -1,6 +1,10 @@
 """The translator's training step: sequence generation, discriminators, losses, EMA, schedule.
 
 Used by `reenact train` and `reenact bench train`. Nothing here reads or writes files.
+
+The step never waits for the host: losses come back as tensors on the device, heads are cropped
+with gathers, and frames without a head are weighted out rather than dropped, so every batch has
+the same shape (one compiled graph, and no data-parallel rank skipping a step the others wait in).
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -16,9 +20,8 @@ from torch import nn
 from reenact.body.head import crop_patches
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
-from reenact.models import (VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
-                            lsgan_generator_loss, masked_l1)
-from reenact.models import MultiscaleDiscriminator
+from reenact.models import (MultiscaleDiscriminator, VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
+                            lsgan_generator_loss, masked_l1, split_outputs)
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
 LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
@@ -26,6 +29,33 @@ LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
     # pix2pixHD: the full rate for the first half, then linearly down to zero.
     "linear_decay": lambda step, total: min(1.0, 2.0 * (1.0 - step / max(total, 1))),
 }
+# Graphs each compiled forward may hold: the generator and face enhancer share GlobalGenerator.forward,
+# and up to six discriminators share MultiscaleDiscriminator.forward, each trained and frozen.
+COMPILED_GRAPHS_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """How the step runs on its device. `train` turns all of it on for CUDA and none of it for CPU;
+    tests turn each part on for CPU, so the CUDA paths run somewhere before a GPU sees them."""
+
+    autocast_dtype: torch.dtype | None = None     # mixed precision (bf16); weights stay fp32
+    channels_last: bool = False
+    fused_adam: bool = False
+    compile_backend: str | None = None           # a torch.compile backend, or None for eager
+
+
+def acceleration_for(config: TrainConfig, device: torch.device) -> Acceleration:
+    cuda = device.type == "cuda"
+    return Acceleration(autocast_dtype=torch.bfloat16 if cuda and config.mixed_precision else None,
+                        channels_last=cuda and config.channels_last, fused_adam=cuda,
+                        compile_backend="inductor" if config.compile else None)
+
+
+def configure_backends(device: torch.device) -> None:
+    """cuDNN picks the fastest convolution per shape once; every step has the same shapes."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def sequence_length(config: TrainConfig) -> int:
@@ -54,6 +84,7 @@ class Networks:
     generator_optimizer: torch.optim.Optimizer
     discriminator_optimizer: torch.optim.Optimizer
     schedulers: list[torch.optim.lr_scheduler.LambdaLR]
+    acceleration: Acceleration
     face: FaceEnhancer | None = None
 
     @property
@@ -73,51 +104,90 @@ def unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def local(module: nn.Module) -> nn.Module:
+    """The module without DistributedDataParallel (compiled still): judging the generator's frames
+    with it computes and all-reduces no discriminator gradients."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
 def build_networks(arguments: dict, perceptual_state: dict | None, config: TrainConfig, device: torch.device,
-                   wrap: Callable[[nn.Module], nn.Module] = lambda m: m) -> Networks:
-    memory_format = torch.channels_last if uses_channels_last(config, device) else torch.preserve_format
-    generator = build_generator(arguments).to(device, memory_format=memory_format)
-    generator.gradient_checkpointing = config.gradient_checkpointing
-    image_discriminator, temporal = build_discriminators(arguments)
-    image_discriminator = image_discriminator.to(device, memory_format=memory_format)
-    temporal = temporal.to(device, memory_format=memory_format)
+                   wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+                   acceleration: Acceleration | None = None) -> Networks:
+    """The networks, each compiled and then wrapped (DistributedDataParallel under torchrun)."""
+    acceleration = acceleration or acceleration_for(config, device)
+    prepare = lambda module: wrap(compile_module(place(module, device, acceleration), acceleration))
+    generator = place(build_generator(arguments), device, acceleration)
+    generator.gradient_checkpointing = bool(config.gradient_checkpointing)
     ema = copy.deepcopy(generator).requires_grad_(False).eval() if config.ema else None
-    perceptual = VGGPerceptualLoss(perceptual_state).to(device) if perceptual_state is not None else None
-    generator, image_discriminator = (compile_if(config, wrap(m)) for m in (generator, image_discriminator))
-    temporal = nn.ModuleList(compile_if(config, wrap(d)) for d in temporal)
-    fused = {"fused": True} if device.type == "cuda" else {}
-    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999), **fused)
-    discriminator_optimizer = torch.optim.Adam([*image_discriminator.parameters(), *temporal.parameters()],
-                                               lr=config.learning_rate, betas=(0.5, 0.999), **fused)
+    generator = wrap(compile_module(generator, acceleration))
+    image_discriminator, temporal = build_discriminators(arguments)
+    image_discriminator = prepare(image_discriminator)
+    temporal = nn.ModuleList(prepare(d) for d in temporal)
+    perceptual = compile_module(place(VGGPerceptualLoss(perceptual_state), device, acceleration), acceleration) \
+        if perceptual_state is not None else None
+    adam = lambda parameters: torch.optim.Adam(parameters, lr=config.learning_rate, betas=(0.5, 0.999),
+                                               fused=acceleration.fused_adam or None)
+    generator_optimizer = adam(generator.parameters())
+    discriminator_optimizer = adam([*image_discriminator.parameters(), *temporal.parameters()])
     schedule = LR_SCHEDULES[config.lr_schedule]
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: schedule(step, config.steps))
                   for o in (generator_optimizer, discriminator_optimizer)]
     networks = Networks(generator, ema, image_discriminator, temporal, perceptual, generator_optimizer,
-                        discriminator_optimizer, schedulers)
+                        discriminator_optimizer, schedulers, acceleration)
     enhancer = build_face_enhancer(arguments)
     if enhancer is not None:
-        enhancer = compile_if(config, wrap(enhancer.to(device)))
-        discriminator = compile_if(config, wrap(MultiscaleDiscriminator(**arguments["face_discriminator"]).to(device)))
-        networks.face = FaceEnhancer(enhancer, discriminator,
-                                     torch.optim.Adam(enhancer.parameters(), lr=config.learning_rate, betas=(0.5, 0.999), **fused),
-                                     torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999), **fused),
+        enhancer = prepare(enhancer)
+        discriminator = prepare(MultiscaleDiscriminator(**arguments["face_discriminator"]))
+        networks.face = FaceEnhancer(enhancer, discriminator, adam(enhancer.parameters()), adam(discriminator.parameters()),
                                      arguments["face_crop"]["size"])
     return networks
 
 
-def compile_if(config: TrainConfig, module: nn.Module) -> nn.Module:
-    return torch.compile(module) if config.compile else module
+def place(module: nn.Module, device: torch.device, acceleration: Acceleration) -> nn.Module:
+    memory_format = torch.channels_last if acceleration.channels_last else torch.preserve_format
+    return module.to(device, memory_format=memory_format)
 
 
-def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
-    return config.channels_last and device.type == "cuda"
+def compile_module(module: nn.Module, acceleration: Acceleration) -> nn.Module:
+    """Each module compiled on its own with static shapes: every training batch has the same shape."""
+    if acceleration.compile_backend is None:
+        return module
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_GRAPHS_LIMIT)
+    return torch.compile(module, backend=acceleration.compile_backend, dynamic=False)
 
 
-def autocast(config: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA when mixed precision is on; full precision elsewhere."""
-    if config.mixed_precision and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def compiled_graphs() -> int:
+    """Graphs torch.compile has made in this process so far; a rise after the first step is a recompile."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+def graph_breaks() -> int:
+    from torch._dynamo.utils import counters
+
+    return sum(counters["graph_break"].values())
+
+
+def autocast(acceleration: Acceleration, device: torch.device):
+    if acceleration.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=acceleration.autocast_dtype)
+
+
+@contextlib.contextmanager
+def frozen(modules: Iterable[nn.Module]):
+    """Parameters that take no gradient while the generator learns to fool them."""
+    modules = list(modules)
+    for module in modules:
+        module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.requires_grad_(True)
 
 
 def generate_sequence(generator: nn.Module, proxies: torch.Tensor) -> list[torch.Tensor]:
@@ -143,8 +213,10 @@ def temporal_clips(centers: torch.Tensor, frames: torch.Tensor, clip_frames: int
     return clips
 
 
-def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: TrainConfig, device: torch.device) -> dict[str, float]:
-    with autocast(config, device):
+def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
+    """One update of the discriminators, the generator, the EMA and the face GAN; the losses stay on the device."""
+    device = batch["frames"].device
+    with autocast(networks.acceleration, device):
         generated = torch.stack(generate_sequence(networks.generator, batch["proxies"]), dim=1)   # (B, L, 3, R, R)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)
@@ -155,7 +227,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     networks.discriminator_optimizer.zero_grad(set_to_none=True)
     sum(losses_d.values()).backward()
     networks.discriminator_optimizer.step()
-    with autocast(config, device):
+    with frozen([networks.image_discriminator, *networks.temporal_discriminators]), autocast(networks.acceleration, device):
         losses_g = generator_losses(networks, batch, generated, real_pairs, fake_pairs, real_clips, fake_clips, config)
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses_g.values()).backward()
@@ -164,9 +236,9 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
         scheduler.step()
     if networks.ema is not None:
         update_ema(networks.ema, unwrap(networks.generator), ema_decay(config.ema_decay, networks.schedulers[0].last_epoch))
-    losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, device) \
+    losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, networks.acceleration) \
         if networks.face is not None else {}
-    return {name: value.item() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
+    return {name: value.detach() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
 
 
 def enhance_faces(enhancer: nn.Module, frames: torch.Tensor, proxies: torch.Tensor, centers: torch.Tensor,
@@ -178,38 +250,41 @@ def enhance_faces(enhancer: nn.Module, frames: torch.Tensor, proxies: torch.Tens
 
 
 def face_step(face: FaceEnhancer, batch: dict[str, torch.Tensor], generated: torch.Tensor, proxies: torch.Tensor,
-              config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
-    """One update of the face GAN on the last generated frame's head (frames without a head are skipped)."""
+              config: TrainConfig, acceleration: Acceleration) -> dict[str, torch.Tensor]:
+    """One update of the face GAN on the last generated frame's head; frames without a head weigh 0."""
     heads = batch["head_centers"][:, -1]
-    keep = heads[:, 2] > 0.5
-    if not keep.any():
-        return {}
-    centers, generated, proxies, real = heads[keep, :2], generated[keep], proxies[keep], batch["frames"][keep, -1]
-    with autocast(config, device):
+    centers, seen = heads[:, :2], heads[:, 2]
+    real = batch["frames"][:, -1]
+    with autocast(acceleration, generated.device):
         enhanced, _ = enhance_faces(face.generator, generated, proxies, centers, face.crop_size)
         proxy_crops = crop_patches(proxies, centers, face.crop_size)
         real_crops = crop_patches(real, centers, face.crop_size)
         real_pairs, fake_pairs = torch.cat([proxy_crops, real_crops], 1), torch.cat([proxy_crops, enhanced], 1)
-        d_loss = lsgan_discriminator_loss(face.discriminator(real_pairs), face.discriminator(fake_pairs.detach()))
+        d_loss = lsgan_discriminator_loss(*judge(face.discriminator, real_pairs, fake_pairs.detach()), seen)
     face.discriminator_optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
     face.discriminator_optimizer.step()
-    with autocast(config, device):
-        with torch.no_grad():
-            real_features = face.discriminator(real_pairs)
-        fake_features = face.discriminator(fake_pairs)
-        g_loss = (lsgan_generator_loss(fake_features) + config.feature_matching_weight * feature_matching_loss(real_features, fake_features)
-                  + config.l1_weight * masked_l1(enhanced.float(), real_crops))
+    discriminator = local(face.discriminator)
+    with frozen([discriminator]), autocast(acceleration, generated.device):
+        real_features, fake_features = discriminator(real_pairs), discriminator(fake_pairs)
+        g_loss = (lsgan_generator_loss(fake_features, seen)
+                  + config.feature_matching_weight * feature_matching_loss(real_features, fake_features, seen)
+                  + config.l1_weight * masked_l1(enhanced.float(), real_crops.float(), seen[:, None, None, None].expand_as(enhanced[:, :1])))
     face.generator_optimizer.zero_grad(set_to_none=True)
     g_loss.backward()
     face.generator_optimizer.step()
     return {"face_d": d_loss, "face_g": g_loss}
 
 
+def judge(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor):
+    """(outputs on real, outputs on fake) from one pass over both stacked: half the kernel launches,
+    and the same result, since every normalisation in the discriminators is per sample."""
+    return split_outputs(discriminator(torch.cat([real, fake])), len(real))
+
+
 def discriminator_losses(networks: Networks, real_pairs, fake_pairs, real_clips, fake_clips, config: TrainConfig) -> dict:
-    losses = {"d_image": lsgan_discriminator_loss(networks.image_discriminator(real_pairs),
-                                                  networks.image_discriminator(fake_pairs.detach()))}
-    temporal = [lsgan_discriminator_loss(d(real), d(fake.detach()))
+    losses = {"d_image": lsgan_discriminator_loss(*judge(networks.image_discriminator, real_pairs, fake_pairs.detach()))}
+    temporal = [lsgan_discriminator_loss(*judge(d, real, fake.detach()))
                 for d, real, fake in zip(networks.temporal_discriminators, real_clips, fake_clips)]
     losses["d_temporal"] = config.temporal_weight * torch.stack(temporal).mean()
     return losses
@@ -218,11 +293,13 @@ def discriminator_losses(networks: Networks, real_pairs, fake_pairs, real_clips,
 def generator_losses(networks: Networks, batch, generated, real_pairs, fake_pairs, real_clips, fake_clips,
                      config: TrainConfig) -> dict:
     """Fool both discriminators, match their features, and stay close to the frames."""
-    with torch.no_grad():
-        real_image = networks.image_discriminator(real_pairs)
-        real_temporal = [d(real) for d, real in zip(networks.temporal_discriminators, real_clips)]
-    fake_image = networks.image_discriminator(fake_pairs)
-    fake_temporal = [d(fake) for d, fake in zip(networks.temporal_discriminators, fake_clips)]
+    image_discriminator = local(networks.image_discriminator)
+    temporal_discriminators = [local(d) for d in networks.temporal_discriminators]
+    # Frozen discriminators on real inputs build no graph: no torch.no_grad needed (nor a graph compiled for it).
+    real_image = image_discriminator(real_pairs)
+    real_temporal = [d(real) for d, real in zip(temporal_discriminators, real_clips)]
+    fake_image = image_discriminator(fake_pairs)
+    fake_temporal = [d(fake) for d, fake in zip(temporal_discriminators, fake_clips)]
     temporal_gan = torch.stack([lsgan_generator_loss(f) for f in fake_temporal]).mean()
     temporal_fm = torch.stack([feature_matching_loss(r, f) for r, f in zip(real_temporal, fake_temporal)]).mean()
     flat_generated, flat_real = generated.flatten(0, 1), batch["frames"].flatten(0, 1)
@@ -231,10 +308,10 @@ def generator_losses(networks: Networks, batch, generated, real_pairs, fake_pair
         "g_gan": lsgan_generator_loss(fake_image) + config.temporal_weight * temporal_gan,
         "g_fm": config.feature_matching_weight * (feature_matching_loss(real_image, fake_image)
                                                   + config.temporal_weight * temporal_fm),
-        "g_l1": config.l1_weight * masked_l1(flat_generated.float(), flat_real, weights),
+        "g_l1": config.l1_weight * masked_l1(flat_generated.float(), flat_real.float(), weights),
     }
     if networks.perceptual is not None:
-        losses["g_vgg"] = config.perceptual_weight * networks.perceptual(flat_generated.float(), flat_real)
+        losses["g_vgg"] = config.perceptual_weight * networks.perceptual(flat_generated, flat_real).float()
     return losses
 
 

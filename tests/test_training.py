@@ -55,26 +55,54 @@ def test_linear_decay_holds_then_falls_to_zero():
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
-def test_torchrun_with_two_workers_records_the_world_size(body_subject, tmp_path):
+def test_torchrun_two_workers_resume_each_with_its_own_batches(body_subject, tmp_path):
+    """Two gloo workers train, then resume: each rank keeps drawing its own batches (a rank's sampler
+    state is saved per rank and restored on that rank), so the two streams still differ at the end."""
     torchrun = str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "X.ckpt"
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "--no-python", *reenact_command(), "train",
-                             str(body_subject), "--preset", "tiny", "--steps", "12", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    state = torch.load(out, weights_only=True)
-    assert state["step"] == 12 and state["world_size"] == 2
-    assert "2 worker(s)" in result.stderr
+
+    def train(steps: int, *more: str) -> dict:
+        result = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "--no-python", *reenact_command(), "train",
+                                 str(body_subject), "--preset", "tiny", "--steps", str(steps), "--out", str(out), *more],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "2 worker(s)" in result.stderr
+        return torch.load(out, weights_only=True)
+
+    first = train(6)
+    assert first["step"] == 6 and first["world_size"] == 2
+    rank0, rank1 = first["rng"]["samplers"]
+    assert not torch.equal(rank0, rank1)
+    resumed = train(12, "--resume")
+    assert resumed["step"] == 12
+    after0, after1 = resumed["rng"]["samplers"]
+    # Had both ranks resumed from rank 0's state, they would have drawn the same batches and ended equal.
+    assert not torch.equal(after0, after1) and not torch.equal(after0, rank0) and not torch.equal(after1, rank1)
+
+
+def test_a_rank_without_its_own_sampler_state_gets_a_stream_of_its_own():
+    from pipelines.train import resume_sampler
+    from reenact.distributed import World
+
+    saved = [torch.Generator().manual_seed(5).get_state()]          # only rank 0's, as an interrupted run saves
+    draws = []
+    for rank in (0, 1):
+        generator = torch.Generator()
+        resume_sampler(generator, saved, World(rank, 2), step=40, seed=0)
+        draws.append(torch.randint(1000, (8,), generator=generator))
+    assert not torch.equal(draws[0], draws[1])
 
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_path):
     out = tmp_path / "long.ckpt"
+    config = tmp_path / "often.toml"
+    config.write_text("checkpoint_every = 2\n")
     process = subprocess.Popen([*reenact_command(), "train", str(body_subject), "--preset", "tiny", "--steps", "100000",
-                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "long.train" / "tensorboard").exists() and time.time() < deadline:
+                                "--out", str(out), "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not out.exists() and time.time() < deadline and process.poll() is None:   # training is under way
         time.sleep(0.5)
-    time.sleep(3)
+    assert out.exists(), "no checkpoint within 300 s"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0 and "Traceback" not in stderr

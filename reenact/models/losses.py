@@ -22,29 +22,47 @@ VGG_LAYERS = (1, 6, 11, 20, 29)
 VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
-def lsgan_discriminator_loss(real: Outputs, fake: Outputs) -> torch.Tensor:
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean; with (B,) sample ``weights``, the weighted mean of the per-sample means (0 when all are 0).
+
+    Weighting instead of dropping samples keeps every batch the same shape, so no rank of a
+    data-parallel run skips a step the others wait in, and compiled graphs see one shape.
+    """
+    if weights is None:
+        return values.mean()
+    per_sample = values.flatten(1).mean(dim=1)
+    return (per_sample * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def lsgan_discriminator_loss(real: Outputs, fake: Outputs, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Least-squares GAN: real logits towards 1, fake towards 0; averaged over scales."""
-    losses = [F.mse_loss(r[-1], torch.ones_like(r[-1])) + F.mse_loss(f[-1], torch.zeros_like(f[-1]))
+    losses = [weighted_mean((r[-1].float() - 1) ** 2, weights) + weighted_mean(f[-1].float() ** 2, weights)
               for r, f in zip(real, fake)]
     return 0.5 * torch.stack(losses).mean()
 
 
-def lsgan_generator_loss(fake: Outputs) -> torch.Tensor:
-    return torch.stack([F.mse_loss(f[-1], torch.ones_like(f[-1])) for f in fake]).mean()
+def lsgan_generator_loss(fake: Outputs, weights: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.stack([weighted_mean((f[-1].float() - 1) ** 2, weights) for f in fake]).mean()
 
 
-def feature_matching_loss(real: Outputs, fake: Outputs) -> torch.Tensor:
+def feature_matching_loss(real: Outputs, fake: Outputs, weights: torch.Tensor | None = None) -> torch.Tensor:
     """pix2pixHD feature matching: L1 between the discriminator's features on real and fake.
 
     Every feature but the logits counts, each scale weighted 1/n_scales; real features are detached.
     pix2pixHD's per-layer weight 4/(n_layers+1) is left out: it is exactly 1 for the default
     n_layers=3, and otherwise only rescales what ``feature_matching_weight`` already scales.
     """
-    total = fake[0][0].new_zeros(())
+    total = fake[0][0].new_zeros((), dtype=torch.float32)
     for real_scale, fake_scale in zip(real, fake):
         for real_feature, fake_feature in zip(real_scale[:-1], fake_scale[:-1]):
-            total = total + F.l1_loss(fake_feature, real_feature.detach()) / len(fake)
+            difference = (fake_feature.float() - real_feature.detach().float()).abs()
+            total = total + weighted_mean(difference, weights) / len(fake)
     return total
+
+
+def split_outputs(outputs: Outputs, count: int) -> tuple[Outputs, Outputs]:
+    """Discriminator outputs of a batch stacked from two: those of its first ``count`` samples, and the rest."""
+    return [[f[:count] for f in scale] for scale in outputs], [[f[count:] for f in scale] for scale in outputs]
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
