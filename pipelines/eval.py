@@ -8,6 +8,7 @@ and nearest-neighbour retrieval of the training frame with the closest pose.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -22,8 +23,8 @@ from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.evaluation import metrics
-from reenact.evaluation.systems import (body_pose_features, face_pose_features, generate_held_out,
-                                        nearest_neighbours)
+from reenact.evaluation.systems import (NOVELTY_QUANTILE, body_pose_features, face_pose_features, generate_held_out,
+                                        nearest_neighbours, novelty_threshold)
 from reenact.face.tracker import track_face
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.io import VideoWriter
@@ -36,6 +37,10 @@ from reenact.translator import build_generator
 # bigger than a tiny model's 96 pixels.
 TRACKING_UPSCALE = 4
 SYSTEMS = ("model", "model_no_temporal", "nearest_neighbour")
+METRIC_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")
+NOVELTY_RULE = (f"held-out frames whose nearest training pose (the distance retrieval uses) is farther than the "
+                f"{NOVELTY_QUANTILE:.0%} quantile of training poses' distances to the nearest training pose at least "
+                f"a second away from them")
 
 
 def run(config: EvalConfig) -> dict:
@@ -56,7 +61,8 @@ def run(config: EvalConfig) -> dict:
     # 3. The systems' frames.
     generator = build_generator(checkpoint["model"]).to(device).eval()
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
-    nearest = nearest_frames(subject, clip, resolution)
+    features, present = pose_features(subject, resolution)
+    nearest, novel = nearest_frames(clip, features, present, gap=round(subject.meta["fps"]))
     frames = {"model": generate_held_out(generator, clip, feedback=True),
               "model_no_temporal": generate_held_out(generator, clip, feedback=False),
               "nearest_neighbour": nearest}
@@ -67,7 +73,7 @@ def run(config: EvalConfig) -> dict:
     per_frame = {name: frame_metrics(images, real_float, masks, conditioning[clip.train_end:], scales[clip.train_end:],
                                      flows, subject.mode)
                  for name, images in frames.items()}
-    results = summarize(per_frame, real_float, flows, subject, config, checkpoint)
+    results = summarize(per_frame, real_float, flows, subject, config, checkpoint, novel)
     # 5. The report: JSON, a markdown table, per-frame plots, and real | model | nearest video.
     write_report(report, results, per_frame, real, frames, subject.meta["fps_fraction"])
     if config.json:
@@ -92,14 +98,21 @@ def conditioning_points(subject: Subject, resolution: int) -> tuple[np.ndarray, 
     return points, np.linalg.norm(points[:, 33, :2] - points[:, 263, :2], axis=1)
 
 
-def nearest_frames(subject: Subject, clip: SubjectClip, resolution: int) -> np.ndarray:
+def pose_features(subject: Subject, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """What retrieval compares: body keypoints about the hips (model pixels), or face expression and rotation."""
     if subject.mode == "body":
         keypoints = Crop.from_dict(subject.meta["crop"]).to_crop_pixels(subject.tracks["keypoints"], resolution)
-        features, present = body_pose_features(keypoints, 0.5)
-    else:
-        features, present = face_pose_features(subject.tracks)
-    picks = nearest_neighbours(features, present, clip.train_end)
-    return clip.frames[torch.as_tensor(picks, device=clip.frames.device)].permute(0, 2, 3, 1).cpu().numpy()
+        return body_pose_features(keypoints, 0.5)
+    return face_pose_features(subject.tracks)
+
+
+def nearest_frames(clip: SubjectClip, features: np.ndarray, present: np.ndarray, gap: int) -> tuple[np.ndarray, dict]:
+    """The retrieved training frame for each held-out frame, and the novel-pose subset: the
+    held-out frames whose nearest training pose is beyond ``novelty_threshold``."""
+    picks, distances = nearest_neighbours(features, present, clip.train_end)
+    threshold = novelty_threshold(features, present, clip.train_end, gap)
+    frames = clip.frames[torch.as_tensor(picks, device=clip.frames.device)].permute(0, 2, 3, 1).cpu().numpy()
+    return frames, {"mask": distances > threshold, "threshold": threshold, "distances": distances}
 
 
 def region_masks(proxies: np.ndarray, mode: str) -> np.ndarray:
@@ -128,7 +141,7 @@ def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray,
     """Per held-out frame; ``flows[t - 1]`` is the real frames' flow from t back to t-1."""
     generated_float = images.astype(np.float32) / 255
     detected, found = track_generated(images, mode)
-    values: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")}
+    values: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     for t in range(len(images)):
         values["psnr"].append(metrics.psnr(generated_float[t], real_float[t]))
         values["ssim"].append(metrics.ssim(generated_float[t], real_float[t]))
@@ -144,19 +157,30 @@ def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray,
     return {**{k: np.array(v) for k, v in values.items()}, "detected": found}
 
 
+def system_summary(values: dict[str, np.ndarray], selected: np.ndarray) -> dict:
+    """Means over the ``selected`` frames (NaN where none are)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the mean of no frames is NaN, as reported
+        summary = {key: float(np.nanmean(values[key][selected])) for key in METRIC_KEYS}
+    summary["missed_detections"] = int((~values["detected"][selected]).sum())
+    return summary
+
+
 def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], subject: Subject, config: EvalConfig,
-              checkpoint: dict) -> dict:
+              checkpoint: dict, novel: dict) -> dict:
     real_flicker = [metrics.warping_error(real_float[t - 1], real_float[t], flows[t - 1]) for t in range(1, len(real_float))]
-    systems = {}
-    for name, values in per_frame.items():
-        summary = {key: float(np.nanmean(values[key])) for key in ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")}
-        summary["missed_detections"] = int((~values["detected"]).sum())
-        systems[name] = summary
+    every = np.ones(len(real_float), bool)
+    systems = {name: system_summary(values, every) for name, values in per_frame.items()}
+    systems_novel = {name: system_summary(values, novel["mask"]) for name, values in per_frame.items()}
     lpips_weights = find_vgg19_weights().parent
     return {"checkpoint": str(config.checkpoint), "checkpoint_step": checkpoint["step"], "subject": str(subject.root),
             "mode": subject.mode, "held_out_frames": int(len(real_float)), "resolution": checkpoint["resolution"],
             "systems": systems, "real": {"flicker": float(np.mean(real_flicker)) if real_flicker else float("nan")},
-            "lpips": f"unavailable: no LPIPS weights in {lpips_weights}",
+            "novel_pose": {"frames": int(novel["mask"].sum()), "threshold": novel["threshold"],
+                           "nearest_distance": [round(float(d), 4) for d in novel["distances"]], "rule": NOVELTY_RULE},
+            "systems_novel": systems_novel,
+            "lpips": f"unavailable: needs the lpips package (pip install lpips) and AlexNet's weights in {lpips_weights} "
+                     f"(reenact weights fetch lpips)",
             "pose_distance_note": f"mean keypoint distance / {'body height' if subject.mode == 'body' else 'inter-ocular distance'}; "
                                   f"a frame where the tracker finds nothing counts {metrics.MISSED_POSE_DISTANCE}",
             "config": config_dict(config)}
@@ -173,16 +197,36 @@ def write_report(folder: Path, results: dict, per_frame: dict, real: np.ndarray,
             writer.write(np.concatenate(row, axis=1))
 
 
+REPORT_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "missed_detections", "flicker")
+MEANINGS = {
+    "psnr": "peak signal-to-noise ratio against the real frame, in dB (higher is better)",
+    "ssim": "structural similarity against the real frame, 0 to 1 (higher is better)",
+    "psnr_masked": "PSNR over the person or face only (higher is better)",
+    "ssim_masked": "SSIM over the person or face only (higher is better)",
+    "pose_distance": "the tracker's points on the generated frame against the conditioning points (lower is better)",
+    "missed_detections": "generated frames where the tracker found no person or face (lower is better)",
+    "flicker": "temporal warping error with the real frames' optical flow (lower is better; the real frames' own is the floor)",
+}
+
+
 def markdown_table(results: dict) -> str:
-    keys = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "missed_detections", "flicker")
+    novel = results["novel_pose"]
     lines = [f"# Self-reenactment on {results['held_out_frames']} held-out frames of {results['subject']}", "",
-             "| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for name, summary in results["systems"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{summary[k]:.4g}" for k in keys) + " |")
-    lines.append(f"| real frames | " + " | ".join("" for _ in keys[:-1]) + f" | {results['real']['flicker']:.4g} |")
-    lines += ["", f"LPIPS: {results['lpips']}.", f"pose_distance: {results['pose_distance_note']}.",
-              "Masked metrics look at the person (the skeleton, grown) or the face (the rendered mesh).", ""]
+             *system_rows(results["systems"]),
+             f"| real frames | " + " | ".join("" for _ in REPORT_KEYS[:-1]) + f" | {results['real']['flicker']:.4g} |", "",
+             f"## Novel poses: {novel['frames']} of {results['held_out_frames']} held-out frames", "",
+             f"The {novel['rule']} (threshold {novel['threshold']:.4g}). Retrieval can only return a pose "
+             "the clip already has, so this is where a model must earn its keep.", "",
+             *(system_rows(results["systems_novel"]) if novel["frames"] else ["No held-out frame is that far from training."]),
+             "", "## What the figures mean", "", *(f"- {key}: {meaning}." for key, meaning in MEANINGS.items()),
+             f"- LPIPS: {results['lpips']}.", f"- pose_distance: {results['pose_distance_note']}.",
+             "- Masked metrics look at the person (the skeleton, grown) or the face (the rendered mesh).", ""]
     return "\n".join(lines)
+
+
+def system_rows(systems: dict) -> list[str]:
+    rows = ["| system | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 1) + "|"]
+    return rows + [f"| {name} | " + " | ".join(f"{summary[k]:.4g}" for k in REPORT_KEYS) + " |" for name, summary in systems.items()]
 
 
 def plot_per_frame(per_frame: dict, path: Path) -> None:

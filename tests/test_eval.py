@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reenact.evaluation import metrics
-from reenact.evaluation.systems import nearest_neighbours
+from reenact.evaluation.systems import nearest_neighbours, novelty_threshold
 from tests.conftest import assert_clean_failure, run_reenact
 
 
@@ -49,7 +49,24 @@ def test_pose_distance_and_missed_detections():
 def test_nearest_neighbour_picks_the_closest_training_pose():
     features = np.array([[[0.0, 0.0]], [[5.0, 5.0]], [[9.0, 9.0]], [[4.5, 5.0]], [[8.0, 9.0]]])
     present = np.ones((5, 1), bool)
-    np.testing.assert_array_equal(nearest_neighbours(features, present, train_end=3), [1, 2])
+    picks, distances = nearest_neighbours(features, present, train_end=3)
+    np.testing.assert_array_equal(picks, [1, 2])
+    np.testing.assert_allclose(distances, [0.5, 1.0])
+
+
+def test_novel_poses_are_those_farther_than_the_training_clip_is_from_itself():
+    """Training: a pose swinging between 0 and 1 every 10 frames, so a pose a second (30 frames)
+    away is at most 0.1 from any other; held out: repeats of it, then poses at 3 and 5."""
+    swing = np.abs((np.arange(300) % 20) - 10) / 10.0
+    held_out = np.array([0.5, 0.3, 3.0, 5.0])
+    features = np.concatenate([swing, held_out])[:, None, None]
+    present = np.ones((304, 1), bool)
+    threshold = novelty_threshold(features, present, train_end=300, gap=30)
+    assert threshold == pytest.approx(0.0, abs=1e-9)        # every training pose recurs exactly a second later
+    _, distances = nearest_neighbours(features, present, train_end=300)
+    np.testing.assert_array_equal(distances > threshold + 0.05, [False, False, True, True])
+    wobbly = features + np.random.default_rng(0).normal(0, 0.02, features.shape)
+    assert 0.0 < novelty_threshold(wobbly, present, 300, 30) < 0.1
 
 
 def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_subject, tmp_path):
@@ -63,9 +80,14 @@ def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_su
         for key in ("psnr", "ssim", "pose_distance", "flicker"):
             assert np.isfinite(report["systems"][system][key]), (system, key)
     assert report["held_out_frames"] == 11 and np.isfinite(report["real"]["flicker"])
+    novel = report["novel_pose"]
+    assert 0 <= novel["frames"] <= 11 and len(novel["nearest_distance"]) == 11 and "quantile" in novel["rule"]
+    assert novel["frames"] == sum(d > novel["threshold"] for d in novel["nearest_distance"])
+    assert set(report["systems_novel"]) == set(report["systems"])
     for name in ("metrics.json", "report.md", "per_frame.png", "side_by_side.mp4"):
         assert (tmp_path / "report" / name).stat().st_size > 0
-    assert "| nearest_neighbour |" in (tmp_path / "report" / "report.md").read_text()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| nearest_neighbour |" in text and "## Novel poses" in text and "higher is better" in text
 
 
 def test_eval_refuses_a_missing_checkpoint(tmp_path):
