@@ -1,7 +1,9 @@
 """`reenact batch jobs.toml --out DIR`: track → train → transfer for many jobs, each in DIR/<name>/.
 
 A stage is skipped when its outputs exist and the hashes of its inputs and settings match the
-ones recorded in DIR/<name>/stages.json. A failing job does not stop the others; the summary
+ones recorded in DIR/<name>/stages.json. Training is recorded there ("started") before it runs,
+so a rerun after the process was killed (preemption, SIGKILL) resumes from the last checkpoint
+when the settings and subject are unchanged. A failing job does not stop the others; the summary
 table lists every job's stages, and the exit code is non-zero when any failed.
 """
 
@@ -15,18 +17,20 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.table import Table
 
 from pipelines import track, train, transfer
+from reenact.checkpoint import load_checkpoint
 from reenact.config import BatchConfig, TrackConfig, TrainConfig, TransferConfig, read_toml
 from reenact.errors import ReenactError
 from reenact.files import check_writable, sha256_file, write_json
-from reenact.progress import console, info
+from reenact.presets import get_preset
+from reenact.progress import console, info, warn
 
-JOB_KEYS = {"name", "target", "mode", "preset", "steps", "sources"}
+JOB_KEYS = {"name", "target", "mode", "preset", "steps", "checkpoint_every", "sources"}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -37,6 +41,7 @@ class Job:
     mode: str = "auto"
     preset: str = "256"
     steps: int | None = None
+    checkpoint_every: int = TrainConfig.checkpoint_every
     sources: list[Path] = field(default_factory=list)
 
 
@@ -86,31 +91,47 @@ def parse_job(path: Path, number: int, entry: dict) -> Job:
         raise ReenactError(f"{path}: job {number}: name {name!r} must be letters, digits, '.', '_' or '-' (not starting with '.')")
     if "target" not in entry:
         raise ReenactError(f"{path}: job {name}: no target video")
+    try:
+        get_preset(str(entry.get("preset", "256")))
+    except ReenactError as error:
+        raise ReenactError(f"{path}: job {name}: {error}") from None
+    for key in ("steps", "checkpoint_every"):
+        value = entry.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ReenactError(f"{path}: job {name}: {key} must be a whole number of steps above 0, not {value!r}")
     base = path.resolve().parent
     return Job(name, base / entry["target"], entry.get("mode", "auto"), str(entry.get("preset", "256")),
-               entry.get("steps"), [base / s for s in entry.get("sources", [])])
+               entry.get("steps"), entry.get("checkpoint_every", TrainConfig.checkpoint_every),
+               [base / s for s in entry.get("sources", [])])
 
 
 def run_job(job: Job, folder: Path, device: str) -> list[dict]:
     """The job's stages in order; the first failure ends the job (later stages are not run)."""
     folder.mkdir(parents=True, exist_ok=True)
+    # A summary left by an earlier run would pass for this one's if this process is killed.
+    (folder / "summary.json").unlink(missing_ok=True)
     records_path = folder / "stages.json"
     records = json.loads(records_path.read_text()) if records_path.exists() else {}
+    save_records = lambda: write_json(records_path, records)
     subject, checkpoint = folder / "subject", folder / f"{job.name}.ckpt"
-    track_config = TrackConfig(video=str(job.target), out=str(subject), mode=job.mode, device=device)
-    stages = [("track", lambda: track.run(track_config), subject,
+    # Train refuses a preset above the tracked resolution; the default keeps the keys of existing jobs.
+    resolution = max(TrackConfig.resolution, get_preset(job.preset).resolution)
+    track_config = TrackConfig(video=str(job.target), out=str(subject), mode=job.mode, device=device, resolution=resolution)
+    stages = [("track", lambda key: track.run(track_config), subject,
                lambda: track.reuse_key(sha256_file(job.target), track_config))]
-    train_config = TrainConfig(subject=str(subject), out=str(checkpoint), preset=job.preset, steps=job.steps, device=device)
-    stages.append(("train", lambda: train.run(train_config), checkpoint, lambda: stage_key(subject / "subject.json", train_config)))
+    train_config = TrainConfig(subject=str(subject), out=str(checkpoint), preset=job.preset, steps=job.steps,
+                               checkpoint_every=job.checkpoint_every, device=device)
+    stages.append(("train", lambda key: train_stage(job.name, train_config, key, records, save_records), checkpoint,
+                   lambda: stage_key(subject / "subject.json", train_key_config(train_config))))
     for source in job.sources:
         output = folder / "transfers" / f"{source.stem}.mp4"
         transfer_config = TransferConfig(source=str(source), checkpoint=str(checkpoint), out=str(output), device=device)
-        stages.append((f"transfer {source.name}", lambda c=transfer_config: transfer.run(c), output,
+        stages.append((f"transfer {source.name}", lambda key, c=transfer_config: transfer.run(c), output,
                        lambda s=source, c=transfer_config: stage_key(checkpoint, c, s)))
     rows = []
     for stage, action, output, key in stages:
         row = run_stage(job.name, stage, action, output, key, records)
-        write_json(records_path, records)
+        save_records()
         rows.append(row)
         if row["status"] == "failed":
             break
@@ -124,13 +145,63 @@ def run_stage(job: str, stage: str, action, output: Path, key, records: dict) ->
         expected = key()
         if output.exists() and records.get(stage) == expected:
             return {"job": job, "stage": stage, "status": "skipped", "seconds": round(time.perf_counter() - start, 1)}
-        action()
+        action(expected)
         records[stage] = expected
+        records.get("started", {}).pop(stage, None)
         return {"job": job, "stage": stage, "status": "done", "seconds": round(time.perf_counter() - start, 1)}
     except (ReenactError, OSError) as error:
         console.print(f"[red]{job}: {stage} failed:[/] {error}")
         return {"job": job, "stage": stage, "status": "failed", "error": str(error),
                 "seconds": round(time.perf_counter() - start, 1)}
+
+
+def train_key_config(config: TrainConfig) -> TrainConfig:
+    """The settings that decide the trained model: how often it is saved, or whether it resumed, don't,
+    and they keep their defaults here so that keys recorded before they were job settings still match."""
+    return replace(config, resume=TrainConfig.resume, checkpoint_every=TrainConfig.checkpoint_every)
+
+
+def train_stage(name: str, config: TrainConfig, key: str, records: dict, save_records) -> None:
+    """Train, or continue a run of the same settings and subject that was killed before it finished."""
+    started = records.setdefault("started", {}).get("train")
+    step, why_not = interrupted_step(Path(config.out), started, key)
+    if step is not None:
+        info(f"resuming {name} from step {step}")
+        train.run(replace(config, resume=True))
+        return
+    if started is not None:
+        info(f"{name}: {why_not}; training from step 0")
+    # Recorded before the first step, so a run killed without warning still leaves word of what it was
+    # training; the checkpoint it is about to overwrite no longer matches the finished record.
+    records.pop("train", None)
+    records["started"]["train"] = {"key": key, "replaces": file_identity(Path(config.out))}
+    save_records()
+    train.run(config)
+
+
+def interrupted_step(checkpoint: Path, started: dict | None, key: str) -> tuple[int | None, str]:
+    """The step an interrupted run of these settings saved its checkpoint at, or None and why not."""
+    if started is None:
+        return None, "no interrupted run"
+    if started.get("key") != key:
+        return None, "settings or subject changed since the interrupted run"
+    # The file the interrupted run found when it began is an older run's checkpoint, not its own.
+    if not checkpoint.exists() or file_identity(checkpoint) == started.get("replaces"):
+        return None, "the interrupted run saved no checkpoint"
+    try:
+        return int(load_checkpoint(checkpoint)["step"]), ""
+    except ReenactError as error:
+        warn(str(error))
+        return None, "its checkpoint can't be resumed"
+
+
+def file_identity(path: Path) -> list[int] | None:
+    """Changes whenever the file is replaced: checkpoints are written to a new file and renamed."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
 def stage_key(input_file: Path, config, *more_inputs: Path) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import EXAMPLES, REPO, assert_clean_failure, run_reenact
+from pipelines import batch
+from tests.conftest import EXAMPLES, REPO, assert_clean_failure, reenact_command, run_reenact
 
 
 def write_jobs(folder: Path, *jobs: str) -> Path:
@@ -59,6 +63,81 @@ def test_job_names_cannot_escape_the_output_folder(tmp_path, name):
 def test_unknown_job_keys_are_errors(tmp_path):
     jobs = write_jobs(tmp_path, GOOD_JOB + 'stpes = 3\n')
     assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "stpes")
+
+
+def test_steps_and_checkpoint_every_must_be_positive_whole_numbers_and_presets_known(tmp_path):
+    jobs = write_jobs(tmp_path, GOOD_JOB + 'checkpoint_every = 0\n')
+    assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "checkpoint_every")
+    jobs = write_jobs(tmp_path, GOOD_JOB.replace('preset = "tiny"', 'preset = "huge"'))
+    assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "huge")
+
+
+KILLED_JOB = f'''[[job]]
+name = "killed"
+target = "{EXAMPLES / 'taiji_source.mp4'}"
+mode = "body"
+preset = "tiny"
+steps = 12
+checkpoint_every = 4
+'''
+
+
+def checkpoint_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def wait_for_checkpoint(path: Path, process: subprocess.Popen, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and checkpoint_step(path) >= 1):
+        assert process.poll() is None, f"batch ended before its first checkpoint:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"no checkpoint in {seconds:.0f} s:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+def test_a_batch_killed_during_training_resumes_from_its_last_checkpoint(tmp_path):
+    """SIGKILL (a preempted cloud GPU) saves nothing: the rerun must continue from the last periodic
+    checkpoint, not train from step 0 over it."""
+    jobs, out, log = write_jobs(tmp_path, KILLED_JOB), tmp_path / "DIR", tmp_path / "first.log"
+    checkpoint = out / "killed" / "killed.ckpt"
+    with log.open("w") as stderr:
+        # Its own process group, so the kill reaches any children too, as a node's loss would.
+        process = subprocess.Popen([*reenact_command(), "batch", str(jobs), "--out", str(out)], stdout=stderr,
+                                   stderr=stderr, start_new_session=True)
+        try:
+            wait_for_checkpoint(checkpoint, process, log, seconds=300)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    saved = checkpoint_step(checkpoint)
+    assert 0 < saved < 12, log.read_text()
+    result = run_reenact("batch", jobs, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming killed from step {saved}" in result.stderr, result.stderr
+    trained = re.search(r"(\d+) steps in", result.stderr)
+    assert trained and int(trained.group(1)) == 12 - saved, result.stderr
+    assert checkpoint_step(checkpoint) == 12
+    assert re.search(r"killed\s*│\s*track\s*│\s*skipped", result.stderr), result.stderr
+
+
+def test_a_rerun_with_other_settings_or_subject_trains_from_step_0_and_says_so(tmp_path, monkeypatch):
+    """The other cases of an interrupted run, without training: its settings or subject changed, or it
+    was killed before its first checkpoint, so the file at `out` is an older run's."""
+    messages, runs = [], []
+    monkeypatch.setattr(batch, "info", messages.append)
+    monkeypatch.setattr(batch.train, "run", runs.append)
+    checkpoint = tmp_path / "job.ckpt"
+    checkpoint.write_bytes(b"an older run's checkpoint")
+    config = batch.TrainConfig(subject=str(tmp_path / "subject"), out=str(checkpoint))
+    records = {"train": "old", "started": {"train": {"key": "old", "replaces": None}}}
+    batch.train_stage("job", config, "new", records, lambda: None)
+    assert messages == ["job: settings or subject changed since the interrupted run; training from step 0"]
+    assert runs == [config] and "train" not in records and records["started"]["train"]["key"] == "new"
+    batch.train_stage("job", config, "new", records, lambda: None)
+    assert messages[-1] == "job: the interrupted run saved no checkpoint; training from step 0"
+    assert runs == [config, config]
 
 
 def test_dockerfile_uses_a_cuda_base_a_non_root_user_and_the_readme_install_script():
