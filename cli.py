@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import signal
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from reenact.config import BatchConfig, BenchTrainConfig, EvalConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import WeightsConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Per-subject video reenactment: make a target person perform a source video's motion.")
 
 Out = Annotated[Optional[str], typer.Option("--out", help="Where to write the result (see the command's help for the default).")]
@@ -18,11 +21,21 @@ ConfigFile = Annotated[Optional[str], typer.Option("--config", help="TOML file o
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
 
+def stop_on_ctrl_c() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when this process started with it ignored.
+
+    A non-interactive shell starts background jobs with SIGINT ignored, and Python then leaves it
+    ignored: Ctrl-C or `kill -INT` would let a transfer run to the end and a training run neither
+    stop nor save its checkpoint. The test suite failed this way when started as such a job."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_stage(module: str, config_class: type, toml: str | None, debug: bool, **options: Any) -> None:
     """Resolve the command's config and run its stage; errors become one line and exit code 1."""
     from reenact.errors import ReenactError
     from reenact.progress import console
 
+    stop_on_ctrl_c()
     try:
         from reenact.config import resolve_config
 
@@ -31,7 +44,7 @@ def run_stage(module: str, config_class: type, toml: str | None, debug: bool, **
     except ReenactError as error:
         if debug:
             raise
-        console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
@@ -40,12 +53,12 @@ def run_stage(module: str, config_class: type, toml: str | None, debug: bool, **
         if debug:
             raise
         where = error.filename or "a file"
-        console.print(f"[red]error:[/] {where}: {error.strerror or error}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(f'{where}: {error.strerror or error}')}", soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as error:
         if debug:
             raise
-        console.print(f"[red]error:[/] unexpected {type(error).__name__}: {error} (run with --debug for the traceback)", soft_wrap=True)
+        console.print(f"[red]error:[/] unexpected {type(error).__name__}: {escape(str(error))} (run with --debug for the traceback)", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -73,7 +86,7 @@ def train(
     out: Out = None,
     preset: Annotated[Optional[str], typer.Option(help=f"tiny | 256 | 512 [default: {TrainConfig.preset}]")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Total training steps [default: the preset's].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's, larger on a GPU]")] = None,
     resume: Annotated[Optional[bool], typer.Option("--resume", help="Continue from the checkpoint at --out.")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile the networks.")] = None,
     ema: Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Sample and infer with an EMA of the generator [default: on].")] = None,
@@ -127,18 +140,20 @@ def evaluate(
     subject: Annotated[Optional[str], typer.Option(help="The subject folder [default: the one it was trained on].")] = None,
     json: Annotated[Optional[str], typer.Option("--json", help="Also write the metrics to this file.")] = None,
     report: Annotated[Optional[str], typer.Option(help="Report folder [default: ./CHECKPOINT_STEM.eval/].")] = None,
+    driver: Annotated[Optional[str], typer.Option(
+        help="Also cross-reenact: another person's video drives the subject; how well the output follows it.")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Self-reenactment on the held-out frames: PSNR, SSIM, pose distance, flicker, against baselines."""
     run_stage("eval", EvalConfig, config, debug, checkpoint=checkpoint, subject=subject, json=json, report=report,
-              device=device)
+              driver=driver, device=device)
 
 
 @app.command()
 def batch(
-    jobs: Annotated[str, typer.Argument(help="A TOML file of [[job]] entries: name, target, mode, preset, steps, sources.")],
+    jobs: Annotated[str, typer.Argument(help="A TOML file of [[job]] entries: name, target, mode, preset, steps, checkpoint_every, sources.")],
     out: Annotated[str, typer.Option("--out", help="The folder that gets one folder per job.")],
     gpus: Annotated[Optional[str], typer.Option(help="Comma-separated GPU ids: one job per GPU in parallel.")] = None,
     job: Annotated[Optional[str], typer.Option(help="Run only the job of this name.")] = None,
@@ -150,6 +165,36 @@ def batch(
     run_stage("batch", BatchConfig, config, debug, jobs=jobs, out=out, gpus=gpus, job=job, device=device)
 
 
+weights = typer.Typer(help="Optional pretrained weights in torch's cache ($TORCH_HOME/hub/checkpoints/): "
+                             "list them (the default) or fetch them.")
+app.add_typer(weights, name="weights")
+
+
+@weights.callback(invoke_without_command=True)
+def weights_default(ctx: typer.Context) -> None:
+    """Optional pretrained weights: `reenact weights` lists them, `reenact weights fetch NAME` downloads one."""
+    if ctx.invoked_subcommand is None:
+        run_stage("weights", WeightsConfig, None, False)
+
+
+@weights.command("list")
+def weights_list(debug: Debug = False) -> None:
+    """Which weights are in torch's cache, whether their checksums match, and what each unlocks."""
+    run_stage("weights", WeightsConfig, None, debug)
+
+
+@weights.command("fetch")
+def weights_fetch(
+    names: Annotated[list[str], typer.Argument(help="vgg19 | lpips | 2dfan | all (several may be named).")],
+    timeout: Annotated[Optional[float], typer.Option(
+        help=f"Seconds to wait for the server before failing [default: {WeightsConfig.timeout:g}]")] = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Download weights into torch's cache, checked against their published sha256 (the only command that downloads)."""
+    run_stage("weights", WeightsConfig, config, debug, fetch=tuple(names), timeout=timeout)
+
+
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print what this machine does.")
 app.add_typer(bench, name="bench")
 
@@ -158,16 +203,25 @@ app.add_typer(bench, name="bench")
 def bench_train(
     preset: Annotated[Optional[str], typer.Option(help=f"tiny | 256 | 512 [default: {BenchTrainConfig.preset}]")] = None,
     steps: Annotated[Optional[int], typer.Option(help=f"Timed steps per variant [default: {BenchTrainConfig.steps}]")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's]")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile", help="Also time torch.compile (CUDA).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help=f"Untimed steps before them [default: {BenchTrainConfig.warmup}]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's; its GPU batch size on CUDA]")] = None,
+    batch_sizes: Annotated[Optional[str], typer.Option(
+        help="Also time the recommended variant (what `train` runs) at these batch sizes, e.g. 8,16,32.")] = None,
+    variants: Annotated[Optional[str], typer.Option(
+        help="Comma-separated: fp32, tf32, bf16, bf16_channels_last, compiled [default: all but compiled on CUDA, fp32 on CPU]")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="Also time the compiled variant.")] = None,
+    perceptual_loss: Annotated[Optional[bool], typer.Option(
+        "--perceptual-loss/--no-perceptual-loss",
+        help="Include the VGG loss, as `train` does when VGG19's weights are cached [default: on].")] = None,
     json: Annotated[Optional[str], typer.Option("--json", help="Also write the figures to this file.")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
-    """Training images/s, step time and peak memory of a preset on synthetic data (bf16 vs fp32 on CUDA)."""
-    run_stage("bench_train", BenchTrainConfig, config, debug, preset=preset, steps=steps, batch_size=batch_size,
-              compile=compile, json=json, device=device)
+    """Training step time, images/s, FLOPs, TFLOP/s, MFU, compile time and peak memory per precision and layout."""
+    run_stage("bench_train", BenchTrainConfig, config, debug, preset=preset, steps=steps, warmup=warmup,
+              batch_size=batch_size, batch_sizes=batch_sizes, variants=variants, compile=compile,
+              perceptual_loss=perceptual_loss, json=json, device=device)
 
 
 if __name__ == "__main__":

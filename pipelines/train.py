@@ -60,7 +60,7 @@ def run(config: TrainConfig) -> Path:
             arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
         perceptual_state, perceptual_reason = load_vgg19_features_state()
         if perceptual_state is None and world.is_main:
-            warn(f"training without the VGG perceptual loss: {perceptual_reason}")
+            warn(f"training without the VGG perceptual loss: {perceptual_reason}; `reenact weights fetch vgg19` downloads it")
         # The seed comes first, so it fixes the initial weights too.
         torch.manual_seed(config.seed)
         configure_backends(device)

@@ -105,6 +105,7 @@ class EvalConfig:
     json: str | None = None              # also write the metrics here
     report: str | None = None            # default: ./<checkpoint stem>.eval/
     device: str = "auto"
+    driver: str | None = None            # also cross-reenact: this video's person drives the subject
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,12 @@ class BenchTrainConfig:
     compile: bool = False                # also time the compiled variant (compiling takes minutes on a GPU)
     perceptual_loss: bool = True         # the VGG loss, as `train` runs it when torchvision's VGG19 weights are cached
     json: str | None = None              # also write the figures here
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    fetch: tuple[str, ...] = ()          # names to download (reenact/weights.py PUBLISHED, or all); none: list the cache
+    timeout: float = 30.0                # seconds a download may wait for the server before it fails
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ import contextlib
 import os
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn, TransferSpeedColumn)
 
 def _own_stderr():
     """A private copy of the stderr descriptor, so our messages survive `native_stderr_silenced`."""
@@ -38,6 +39,16 @@ def progress_task(description: str, total: int | None) -> Iterator["TaskHandle"]
     with make_progress() as progress:
         task_id = progress.add_task(description, total=total, rate="", status="")
         yield TaskHandle(progress, task_id)
+
+
+@contextlib.contextmanager
+def bytes_task(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A bar in bytes (size, speed, eta) for downloads; yields the function that advances it."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task_id = progress.add_task(description, total=total)
+        yield lambda amount: progress.update(task_id, advance=amount)
 
 
 class TaskHandle:

@@ -108,13 +108,14 @@ def test_export_expressions_csv_and_json(face_subject, tmp_path):
 
 
 def test_face_alignment_backend_without_its_weights_is_a_clean_error(tmp_path):
-    """reenact never downloads: with an empty torch cache the error names the weights file (or,
-    without the package, how to install it), before any tracking."""
+    """track never downloads: with an empty torch cache the error names the weights file and
+    `reenact weights fetch 2dfan` (or, without the package, how to install it), before any tracking."""
     out = tmp_path / "out"
     result = run_reenact("track", shared_clip("face/liveportrait_d3.mp4"), "--mode", "face", "--face-landmarks",
                          "face_alignment", "--out", out, env={"TORCH_HOME": str(tmp_path / "torch")})
     installed = importlib.util.find_spec("face_alignment") is not None
-    assert_clean_failure(result, *([str(tmp_path / "torch"), "2DFAN4", "does not download"] if installed else ["pip install"]))
+    assert_clean_failure(result, *([str(tmp_path / "torch"), "2DFAN4", "does not download", "reenact weights fetch 2dfan"]
+                                   if installed else ["pip install"]))
     assert not out.exists()
 
 

@@ -1,10 +1,10 @@
 """The optional face-alignment backend: 2D-FAN's 68 iBUG landmarks inside FaceMesh's face boxes.
 
-face-alignment downloads its weights on first use; reenact never downloads anything, so the
-weights must already be in torch's hub cache, and without them this backend stops with a
-message naming the file. FaceMesh still runs first: its face boxes stand in for
-face-alignment's own detector (whose weights would be another download), and its irises still
-give the gaze.
+face-alignment downloads its weights on first use; reenact downloads only when the user runs
+`reenact weights fetch 2dfan`, so the weights must already be in torch's hub cache, and without
+them this backend stops with a message naming the file and that command. FaceMesh still runs
+first: its face boxes stand in for face-alignment's own detector (whose weights would be
+another download), and its irises still give the gaze.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def fan_weights() -> Path:
     url = api.models_urls[FAN_NETWORK]
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
     if not path.is_file():
-        raise ReenactError(f"{path}: face-alignment's weights are missing and reenact does not download; "
-                           f"copy {url} there (the folder follows $TORCH_HOME) or use --face-landmarks mediapipe")
+        raise ReenactError(f"{path}: face-alignment's weights are missing and track does not download; run "
+                           f"`reenact weights fetch 2dfan` or copy {url} there (the folder follows $TORCH_HOME), "
+                           f"or use --face-landmarks mediapipe")
     return path
 
 

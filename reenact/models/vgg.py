@@ -1,14 +1,15 @@
-"""VGG19's feature layers and their weights from torchvision's local cache (never downloaded)."""
+"""VGG19's feature layers and their weights from torchvision's local cache (filled by `reenact weights fetch`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-TORCHVISION_VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
+from reenact.weights import PUBLISHED, hub_checkpoints
+
+TORCHVISION_VGG19_FILENAME = PUBLISHED["vgg19"].file
 # torchvision's vgg19 configuration "E": channels per conv, "M" for max-pooling.
 VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
@@ -27,13 +28,8 @@ def vgg19_features() -> nn.Sequential:
 
 
 def find_vgg19_weights() -> Path:
-    """Where torchvision keeps the file, existing or not: $TORCH_HOME/hub/checkpoints/.
-
-    TORCH_HOME defaults to $XDG_CACHE_HOME/torch, and that to ~/.cache/torch, as in ``torch.hub``.
-    """
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
-    torch_home = os.environ.get("TORCH_HOME", os.path.join(cache, "torch"))
-    return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints" / TORCHVISION_VGG19_FILENAME
+    """Where torchvision keeps the file, existing or not: $TORCH_HOME/hub/checkpoints/."""
+    return hub_checkpoints() / TORCHVISION_VGG19_FILENAME
 
 
 def load_vgg19_features_state(path: Path | None = None) -> tuple[dict[str, torch.Tensor] | None, str]:
