@@ -128,15 +128,15 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
         write_json(run_folder / "config.json", {"train": config_dict(config), "world_size": world.size})
     board = SummaryWriter(str(run_folder / "tensorboard")) if world.is_main else None
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
-    graphs_before = compiled_graphs()
+    graphs_after_first_step = 0
     try:
         with progress_task("training", config.steps if world.is_main else None) as task:
             task.progress.update(task.task_id, completed=start_step, visible=world.is_main)
             while step < config.steps:
                 losses = train_step(networks, clip.training_batch(rng, config.batch_size), config)
                 step += 1
-                if step == start_step + 1:
-                    graphs_before = compiled_graphs()   # the first step compiles; later ones should not
+                if config.compile and step == start_step + 1:
+                    graphs_after_first_step = compiled_graphs()   # the first step compiles; later ones should not
                 # Reading losses waits for the device, so it happens every log_every steps only.
                 readings = read_losses(losses) if step % config.log_every == 0 or step == config.steps else None
                 task.advance(status=" ".join(f"{k} {v:.3f}" for k, v in readings.items()) if readings else None)
@@ -147,7 +147,8 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
         if world.is_main:
             info(f"{config.steps - start_step} steps in {task.elapsed:.1f} s "
                  f"({(config.steps - start_step) / max(task.elapsed, 1e-9):.2f} it/s)")
-            report_recompiles(config, compiled_graphs() - graphs_before)
+            if config.compile:
+                report_recompiles(compiled_graphs() - graphs_after_first_step)
         save(step)
     except KeyboardInterrupt:
         save(step, interrupted=True)
@@ -168,10 +169,10 @@ def read_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(losses, torch.stack(list(losses.values())).float().tolist()))
 
 
-def report_recompiles(config: TrainConfig, recompiled: int) -> None:
-    if config.compile and recompiled:
+def report_recompiles(recompiled: int) -> None:
+    if recompiled:
         warn(f"--compile: {recompiled} graph(s) compiled after the first step; each recompile costs time")
-    elif config.compile:
+    else:
         info("--compile: no recompiles after the first step")
 
 
