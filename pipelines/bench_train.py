@@ -92,6 +92,9 @@ def run(config: BenchTrainConfig) -> list[dict]:
     # 1. The preset, the device, the variants to time and at which batch sizes.
     preset = get_preset(config.preset)
     device = resolve_device(config.device)
+    if config.steps < 1 or config.warmup < 1:
+        raise ReenactError(f"--steps {config.steps} --warmup {config.warmup}: both must be 1 or more (the first "
+                           "warm-up step is the one that compiles and autotunes)")
     names = variant_names(config, device)
     batch_size = config.batch_size or (preset.gpu_batch_size if device.type == "cuda" else preset.batch_size)
     runs = [(name, batch_size) for name in names]
@@ -161,10 +164,11 @@ def synthetic_clip(resolution: int, config: TrainConfig) -> SubjectClip:
 def time_variant(name: str, batch_size: int, setup: Setup) -> dict:
     """One variant's figures; running out of GPU memory is a result too (a batch sweep finds the limit)."""
     device, variant = setup.device, VARIANTS[name]
+    dtype = variant.acceleration.autocast_dtype
     row = {"variant": name, "device": device_name(device), "preset": setup.bench.preset,
            "resolution": int(setup.clip.frames.shape[-1]), "batch_size": batch_size,
            "frames_per_sample": setup.clip.sequence_length, "tf32": variant.tf32 and device.type == "cuda",
-           "autocast": str(variant.acceleration.autocast_dtype).removeprefix("torch.") if variant.acceleration.autocast_dtype else None,
+           "autocast": str(dtype).removeprefix("torch.") if dtype else None,
            "channels_last": variant.acceleration.channels_last, "compiled": variant.acceleration.compile_backend is not None,
            "perceptual_loss": setup.perceptual_state is not None, "face_enhancer": True}
     free_memory(device)
@@ -185,22 +189,38 @@ def measure(variant: Variant, batch_size: int, setup: Setup) -> dict:
     config = replace(setup.config, batch_size=batch_size, learning_rate=scaled_learning_rate(batch_size))
     acceleration = replace(variant.acceleration, fused_adam=device.type == "cuda")
     compiled = acceleration.compile_backend is not None
+    if compiled and batch_size not in setup.flops:
+        # Compiled graphs hide their operations from the counter; the math is the same as eager's.
+        setup.flops[batch_size] = eager_flops(replace(acceleration, compile_backend=None), config, setup)
+        reset_peaks(device)
     if compiled:
         torch._dynamo.reset()   # compile from scratch, so the first step's time is the whole compile
-    torch.manual_seed(0)
-    networks = build_networks(setup.arguments, setup.perceptual_state, config, device, acceleration=acceleration)
-    rng = torch.Generator(device=device).manual_seed(0)
-    step = lambda: train_step(networks, setup.clip.training_batch(rng, batch_size), config)
+    networks, step = build_step(acceleration, config, setup)
     first_seconds = timed(step, 1, device)
     graphs = compiled_graphs()
-    # Compiled graphs hide their operations from the counter; the math is the same as eager's.
-    if not compiled and batch_size not in setup.flops:
+    if batch_size not in setup.flops:
         setup.flops[batch_size] = count_flops(step)
     timed(step, max(0, bench.warmup - 1), device)
     seconds = timed(step, bench.steps, device) / bench.steps
     del networks, step
     return step_figures(first_seconds, seconds, setup.flops.get(batch_size), variant.precision, batch_size, setup,
                         compiled_graphs() - graphs if compiled else None)
+
+
+def build_step(acceleration: Acceleration, config: TrainConfig, setup: Setup):
+    """The networks, and a function that runs one training step of them on a fresh batch."""
+    torch.manual_seed(0)
+    networks = build_networks(setup.arguments, setup.perceptual_state, config, setup.device, acceleration=acceleration)
+    rng = torch.Generator(device=setup.device).manual_seed(0)
+    return networks, lambda: train_step(networks, setup.clip.training_batch(rng, config.batch_size), config)
+
+
+def eager_flops(acceleration: Acceleration, config: TrainConfig, setup: Setup) -> int:
+    networks, step = build_step(acceleration, config, setup)
+    flops = count_flops(step)
+    del networks, step
+    free_memory(setup.device)
+    return flops
 
 
 def step_figures(first_seconds: float, seconds: float, flops: int | None, precision: str, batch_size: int,
