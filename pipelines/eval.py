@@ -7,7 +7,6 @@ and nearest-neighbour retrieval of the training frame with the closest pose.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -22,12 +21,12 @@ from reenact.config import EvalConfig, config_dict
 from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
-from reenact.evaluation import metrics
+from reenact.evaluation import cross, metrics
 from reenact.evaluation.systems import (NOVELTY_QUANTILE, body_pose_features, face_pose_features, generate_held_out,
                                         nearest_neighbours, novelty_threshold)
 from reenact.face.tracker import track_face
 from reenact.files import atomic_path, check_writable, write_json
-from reenact.io import VideoWriter
+from reenact.io import VideoInfo, VideoWriter, probe_video
 from reenact.models import find_vgg19_weights
 from reenact.progress import info, with_progress
 from reenact.subject import Subject
@@ -52,6 +51,7 @@ def run(config: EvalConfig) -> dict:
     device = resolve_device(config.device)
     report = Path(config.report) if config.report else Path.cwd() / f"{Path(config.checkpoint).stem}.eval"
     check_writable(report)
+    driver = probe_video(config.driver) if config.driver else None     # a bad driver fails before the slow part
     # 2. The held-out frames at the model's resolution, and what conditioned them.
     resolution = checkpoint["resolution"]
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], resolution, checkpoint["window"],
@@ -74,8 +74,14 @@ def run(config: EvalConfig) -> dict:
                                      flows, subject.mode)
                  for name, images in frames.items()}
     results = summarize(per_frame, real_float, flows, subject, config, checkpoint, novel)
-    # 5. The report: JSON, a markdown table, per-frame plots, and real | model | nearest video.
+    # 5. Cross-reenactment: another person's motion, measured against its retargeted form.
+    if driver is not None:
+        results["cross"], cross_frames = cross_reenactment(driver, config, checkpoint, clip, features, present,
+                                                           generator, device)
+    # 6. The report: JSON, a markdown table, per-frame plots, and real | model | nearest video.
     write_report(report, results, per_frame, real, frames, subject.meta["fps_fraction"])
+    if driver is not None:
+        write_cross_video(report / "cross_side_by_side.mp4", cross_frames, driver.fps_fraction)
     if config.json:
         write_json(config.json, results)
     info(f"wrote {report}/ ({len(real)} held-out frames)" + (f" and {config.json}" if config.json else ""))
@@ -87,15 +93,8 @@ def conditioning_points(subject: Subject, resolution: int) -> tuple[np.ndarray, 
     tracks = subject.tracks
     if subject.mode == "body":
         points = Crop.from_dict(subject.meta["crop"]).to_crop_pixels(tracks["keypoints"], resolution)[:, :33]
-        confident = points[..., 2] >= 0.5
-        ys = np.where(confident, points[..., 1], np.nan)
-        with np.errstate(all="ignore"):
-            height = np.nan_to_num(np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1), nan=resolution)
-        return points, np.maximum(height, 1.0)
-    crops = tracks["crops"].astype(np.float32)
-    points = (tracks["fitted_landmarks"][:, :468] - crops[:, None, :2]) * (resolution / crops[:, None, 2:3])
-    points = np.concatenate([points, np.ones((*points.shape[:2], 1), np.float32)], axis=-1)
-    return points, np.linalg.norm(points[:, 33, :2] - points[:, 263, :2], axis=1)
+        return points, metrics.body_heights(points, resolution)
+    return metrics.face_points_in_crop(tracks["fitted_landmarks"], tracks["crops"], resolution)
 
 
 def pose_features(subject: Subject, resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +110,43 @@ def nearest_frames(clip: SubjectClip, features: np.ndarray, present: np.ndarray,
     held-out frames whose nearest training pose is beyond ``novelty_threshold``."""
     picks, distances = nearest_neighbours(features, present, clip.train_end)
     threshold = novelty_threshold(features, present, clip.train_end, gap)
-    frames = clip.frames[torch.as_tensor(picks, device=clip.frames.device)].permute(0, 2, 3, 1).cpu().numpy()
-    return frames, {"mask": distances > threshold, "threshold": threshold, "distances": distances}
+    return clip_frames(clip, picks), {"mask": distances > threshold, "threshold": threshold, "distances": distances}
+
+
+def clip_frames(clip: SubjectClip, picks: np.ndarray) -> np.ndarray:
+    """(N, R, R, 3) uint8: the clip's frames at ``picks``."""
+    return clip.frames[torch.as_tensor(picks, device=clip.frames.device)].permute(0, 2, 3, 1).cpu().numpy()
+
+
+def cross_reenactment(driver: VideoInfo, config: EvalConfig, checkpoint: dict, clip: SubjectClip, features: np.ndarray,
+                      present: np.ndarray, generator: torch.nn.Module, device: torch.device) -> tuple[dict, dict]:
+    """The cross-reenactment figures for the model and retrieval, and their frames (with the proxies)."""
+    from pipelines import transfer
+
+    tracks = transfer.track_like_target(driver, config.driver, checkpoint, config.device)
+    render_proxy, crops, _ = transfer.retarget(tracks, checkpoint)
+    wanted = retargeted(tracks, checkpoint, crops)
+    proxies, model = zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device))
+    picks = cross.retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
+    frames = {"model": np.stack(model), "nearest_neighbour": clip_frames(clip, picks)}
+    mode = checkpoint["mode"]
+    systems = {name: cross.system_figures(images, *track_generated(images, mode), wanted, mode)
+               for name, images in frames.items()}
+    notes = {key: cross.NOTES[key] for key in ("frames", "flicker", mode, "face_enhancer")}
+    return ({"driver": str(config.driver), "frames": int(len(tracks.valid)), "driver_tracked": int(tracks.valid.sum()),
+             "systems": systems, "notes": notes}, {"proxy": np.stack(proxies), **frames})
+
+
+def retargeted(tracks, checkpoint: dict, crops: np.ndarray | None) -> cross.Retargeted:
+    """What the output should show for each driver frame, as transfer retargets it."""
+    from reenact.body import retarget as body_retarget
+    from reenact.face import retarget as face_retarget
+
+    target, resolution = checkpoint["target"], checkpoint["resolution"]
+    if checkpoint["mode"] == "face":
+        return cross.retargeted_face(face_retarget.retarget_parameters(tracks, target), crops, tracks.valid, resolution)
+    keypoints = body_retarget.retarget_keypoints(tracks, target)
+    return cross.retargeted_body(keypoints, tracks.valid, target["subject_resolution"], resolution)
 
 
 def region_masks(proxies: np.ndarray, mode: str) -> np.ndarray:
@@ -186,6 +220,13 @@ def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], 
             "config": config_dict(config)}
 
 
+def write_cross_video(path: Path, frames: dict, fps: str) -> None:
+    """proxy | model | nearest neighbour for each driver frame."""
+    with VideoWriter(path, fps, (3 * frames["model"].shape[2], frames["model"].shape[1])) as writer:
+        for row in zip(frames["proxy"][..., :3], frames["model"], frames["nearest_neighbour"]):
+            writer.write(np.concatenate(row, axis=1))
+
+
 def write_report(folder: Path, results: dict, per_frame: dict, real: np.ndarray, frames: dict, fps: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "metrics.json", results)
@@ -213,7 +254,7 @@ def markdown_table(results: dict) -> str:
     novel = results["novel_pose"]
     lines = [f"# Self-reenactment on {results['held_out_frames']} held-out frames of {results['subject']}", "",
              *system_rows(results["systems"]),
-             f"| real frames | " + " | ".join("" for _ in REPORT_KEYS[:-1]) + f" | {results['real']['flicker']:.4g} |", "",
+             "| real frames | " + " | ".join("" for _ in REPORT_KEYS[:-1]) + f" | {results['real']['flicker']:.4g} |", "",
              f"## Novel poses: {novel['frames']} of {results['held_out_frames']} held-out frames", "",
              f"The {novel['rule']} (threshold {novel['threshold']:.4g}). Retrieval can only return a pose "
              "the clip already has, so this is where a model must earn its keep.", "",
@@ -221,7 +262,40 @@ def markdown_table(results: dict) -> str:
              "", "## What the figures mean", "", *(f"- {key}: {meaning}." for key, meaning in MEANINGS.items()),
              f"- LPIPS: {results['lpips']}.", f"- pose_distance: {results['pose_distance_note']}.",
              "- Masked metrics look at the person (the skeleton, grown) or the face (the rendered mesh).", ""]
+    if "cross" in results:
+        lines += cross_section(results["cross"])
     return "\n".join(lines)
+
+
+CROSS_MEANINGS = {
+    "pose_distance": "the tracker's points on the output against the driver's retargeted points, over body height or "
+                     "inter-ocular distance (lower is better)",
+    "missed_detections": "driver frames where the tracker found no person or face on the output (lower is better)",
+    "detection_share": "share of driver frames where the tracker finds the person or face on the output at all, "
+                       "0 to 1 (higher is better)",
+    "eyeBlink_L_correlation": "Pearson's r of the left blink weight refitted on the output with the driver's "
+                              "(higher is better; 1 follows every blink, NaN where either never changes)",
+    "eyeBlink_R_correlation": "the same for the right blink (higher is better)",
+    "jawOpen_correlation": "the same for jawOpen, how far the mouth opens (higher is better)",
+    "head_rotation_error_deg": "mean angle, in degrees, between the output's head motion and the driver's retargeted "
+                               "head motion, each relative to its own mean pose (lower is better)",
+    "flicker": "warping error between consecutive output frames under the output's own optical flow "
+               "(lower is better; not comparable with the self-reenactment flicker)",
+}
+
+
+def cross_section(results: dict) -> list[str]:
+    keys = [key for key in CROSS_MEANINGS if key in results["systems"]["model"]]
+    rows = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    rows += [f"| {name} | " + " | ".join(f"{figures[k]:.4g}" for k in keys) + " |"
+             for name, figures in results["systems"].items()]
+    return ["## Cross-reenactment", "",
+            f"{results['driver']} drives the subject: {results['frames']} frames, the driver tracked in "
+            f"{results['driver_tracked']}. With no real frames, the output is measured against the driver's motion "
+            "retargeted onto the subject (what `transfer` renders). nearest_neighbour returns the training frame "
+            "with the closest retargeted pose.", "", *rows, "",
+            *(f"- {key}: {CROSS_MEANINGS[key]}." for key in keys),
+            *(f"- {key}: {value}." for key, value in results["notes"].items()), ""]
 
 
 def system_rows(systems: dict) -> list[str]:

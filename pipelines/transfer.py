@@ -39,17 +39,9 @@ def run(config: TransferConfig) -> Path:
     check_writable(out)
     device = resolve_device(config.device)
     # 2. Track the source with the settings the target was tracked with.
-    track_config = TrackConfig(**{**target["track_config"], "video": config.source, "out": None, "device": config.device})
-    tracks = MODES[mode].track(video, track_config)
-    check_found(config.source, tracks.valid, track_config, mode)
+    tracks = track_like_target(video, config.source, checkpoint, config.device)
     # 3. Retarget the motion onto the target; proxies are drawn at the subject's resolution.
-    crops = heads = None
-    if mode == "face":
-        proxy_at_subject_size, crops = face_retarget.proxy_source(tracks, target, config.edit)
-    else:
-        proxy_at_subject_size, heads = body_retarget.proxy_source(tracks, target)
-        heads[:, :2] *= checkpoint["resolution"] / target["subject_resolution"]
-    render_proxy = lambda t: resize_uint8(proxy_at_subject_size(t)[None], checkpoint["resolution"])[0]
+    render_proxy, crops, heads = retarget(tracks, checkpoint, config.edit)
     # 4. Translate frame by frame, feeding back the previous output, straight into the encoder.
     generator = build_generator(checkpoint["model"]).to(device).eval()
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
@@ -67,6 +59,29 @@ def run(config: TransferConfig) -> Path:
                                           "fps": video.fps_fraction, "checkpoint_step": checkpoint["step"]})
     info(f"wrote {out} ({frame_count} frames at {video.fps:.3f} fps; generated at {frame_count / seconds:.1f} frames/s)")
     return out
+
+
+def track_like_target(video: VideoInfo, path: str, checkpoint: dict, device: str):
+    """The source's tracks, found with the settings the checkpoint's target was tracked with."""
+    mode, target = checkpoint["mode"], checkpoint["target"]
+    track_config = TrackConfig(**{**target["track_config"], "video": path, "out": None, "device": device})
+    tracks = MODES[mode].track(video, track_config)
+    check_found(path, tracks.valid, track_config, mode)
+    return tracks
+
+
+def retarget(tracks, checkpoint: dict, edits: tuple[str, ...] = ()
+             ) -> tuple[Callable[[int], torch.Tensor], np.ndarray | None, np.ndarray | None]:
+    """(t → the retargeted proxy at the model's resolution, face crops in the target's frame or
+    None, body head x, y and seen in model pixels or None)."""
+    target, resolution = checkpoint["target"], checkpoint["resolution"]
+    crops = heads = None
+    if checkpoint["mode"] == "face":
+        proxy_at_subject_size, crops = face_retarget.proxy_source(tracks, target, edits)
+    else:
+        proxy_at_subject_size, heads = body_retarget.proxy_source(tracks, target)
+        heads[:, :2] *= resolution / target["subject_resolution"]
+    return (lambda t: resize_uint8(proxy_at_subject_size(t)[None], resolution)[0]), crops, heads
 
 
 def check_options(config: TransferConfig, mode: str, target: dict) -> None:
@@ -159,6 +174,9 @@ def write_video(out: Path, video: VideoInfo, results: Iterator[tuple[np.ndarray,
     total_width = width + (source_width + first_proxy.shape[1] if config.side_by_side else 0)
     with VideoWriter(out, video.fps_fraction, (total_width, height), audio_from=config.source, crf=config.crf) as writer, \
             progress_task("transferring", frame_count) as task:
+        # Without a terminal there is no bar: this line tells a log (and the Ctrl-C test) that
+        # tracking is over and the slow part, with the output under a temporary name, has begun.
+        info(f"transferring {frame_count} frames")
         for proxy, result in itertools.chain([(first_proxy, first_result)], results):
             if sources is not None:
                 proxy = cv2.resize(proxy, (height, height), interpolation=cv2.INTER_NEAREST) if proxy.shape[0] != height else proxy

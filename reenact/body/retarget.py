@@ -12,15 +12,21 @@ from reenact.body.normalize import ground_stats, normalize_poses
 from reenact.render.skeleton import SkeletonRenderer
 
 
-def proxy_source(tracks, target: dict) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
-    """(t → (R, R, 3) uint8 proxy at the subject's resolution, (T, 3) head x, y and seen, in subject pixels)."""
+def retarget_keypoints(tracks, target: dict) -> np.ndarray:
+    """(T, K, 3) the source's keypoints normalised onto the target, in the target's crop at the
+    subject's resolution; frames the source was not tracked in have zero confidence."""
     min_confidence = target["track_config"]["min_confidence"]
     source_ground = ground_stats(tracks.keypoints, tracks.valid, min_confidence)
     normalized = normalize_poses(tracks.keypoints, source_ground, target["ground"], min_confidence)
     normalized[~tracks.valid, :, 2] = 0.0
-    subject_resolution = target["subject_resolution"]
-    in_crop = Crop.from_dict(target["crop"]).to_crop_pixels(normalized, subject_resolution)
-    renderer = SkeletonRenderer(subject_resolution)
+    return Crop.from_dict(target["crop"]).to_crop_pixels(normalized, target["subject_resolution"])
+
+
+def proxy_source(tracks, target: dict) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
+    """(t → (R, R, 3) uint8 proxy at the subject's resolution, (T, 3) head x, y and seen, in subject pixels)."""
+    min_confidence = target["track_config"]["min_confidence"]
+    in_crop = retarget_keypoints(tracks, target)
+    renderer = SkeletonRenderer(target["subject_resolution"])
     centers, seen = head_centers(in_crop, min_confidence)
     return (lambda t: renderer.render(in_crop[t])), np.concatenate([centers, seen[:, None]], axis=1)
 

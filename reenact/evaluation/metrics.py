@@ -61,3 +61,20 @@ def pose_distance(detected: np.ndarray, found: bool, reference: np.ndarray, scal
     if not found:
         return MISSED_POSE_DISTANCE
     return float(np.linalg.norm(detected - reference, axis=1).mean() / max(scale, 1e-6))
+
+
+def body_heights(points: np.ndarray, fallback: float, min_confidence: float = 0.5) -> np.ndarray:
+    """(T,) the vertical extent of each frame's confident (T, K, 3) points, at least 1; ``fallback`` where none are."""
+    ys = np.where(points[..., 2] >= min_confidence, points[..., 1], np.nan)
+    with np.errstate(all="ignore"):
+        height = np.nan_to_num(np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1), nan=fallback)
+    return np.maximum(height, 1.0)
+
+
+def face_points_in_crop(landmarks: np.ndarray, crops: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 468, 3) FaceMesh points from frame pixels into ``resolution``-pixel crops (confidence 1),
+    and (T,) their inter-ocular distance."""
+    crops = crops.astype(np.float32)
+    points = (landmarks[:, :468, :2] - crops[:, None, :2]) * (resolution / crops[:, None, 2:3])
+    points = np.concatenate([points, np.ones((*points.shape[:2], 1), np.float32)], axis=-1)
+    return points, np.linalg.norm(points[:, 33, :2] - points[:, 263, :2], axis=1)

@@ -77,11 +77,11 @@ def retarget_pose(source_rotation: np.ndarray, source_translation: np.ndarray, v
     return rotation, translation
 
 
-def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
-    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame)."""
-    model = load_face_model()
-    names = list(model.expression_names)
-    expression = apply_edits(tracks.expression, edits, names)
+def retarget_parameters(tracks, target: dict, edits: tuple[str, ...] = (), model=None) -> dict[str, np.ndarray]:
+    """The source's expression (edited) and head motion on the target: expression (T, 53),
+    rotation (T, 3, 3), translation (T, 3) and the projected landmarks (T, 468, 2), target pixels."""
+    model = load_face_model() if model is None else model
+    expression = apply_edits(tracks.expression, edits, list(model.expression_names))
     rotation, translation = retarget_pose(tracks.fit.rotation, tracks.fit.translation, tracks.valid, target)
     identity, focal = np.array(target["identity"], np.float32), target["focal"]
     center = (target["image_size"][0] / 2, target["image_size"][1] / 2)
@@ -89,7 +89,17 @@ def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Cal
         points = model.landmarks(torch.as_tensor(identity), torch.as_tensor(expression, dtype=torch.float32))
         landmarks, _ = project(points, torch.as_tensor(rotation, dtype=torch.float32),
                                torch.as_tensor(translation, dtype=torch.float32), torch.tensor(focal), center)
-    landmarks = landmarks.numpy()
+    return {"expression": expression, "rotation": rotation, "translation": translation, "landmarks": landmarks.numpy()}
+
+
+def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
+    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame)."""
+    model = load_face_model()
+    retargeted = retarget_parameters(tracks, target, edits, model)
+    expression, rotation, translation = retargeted["expression"], retargeted["rotation"], retargeted["translation"]
+    landmarks = retargeted["landmarks"]
+    identity, focal = np.array(target["identity"], np.float32), target["focal"]
+    center = (target["image_size"][0] / 2, target["image_size"][1] / 2)
     offsets = tracks.iris_offsets.copy()
     offsets[..., 2] = target["iris_radius"]          # the target's irises, moved as the source's
     irises = irises_from_offsets(landmarks, offsets)
