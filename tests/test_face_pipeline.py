@@ -23,9 +23,9 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def face_subject(workspace):
-    """liveportrait_d3: frowns, blinks and head turns, 354 frames, tracked at 64 px."""
+    """liveportrait_d3: frowns, blinks and head turns, 354 frames, tracked at 96 px (the tiny preset's size)."""
     out = workspace / "d3"
-    result = run_reenact("track", shared_clip("face/liveportrait_d3.mp4"), "--mode", "face", "--resolution", 64, "--out", out)
+    result = run_reenact("track", shared_clip("face/liveportrait_d3.mp4"), "--mode", "face", "--resolution", 96, "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -59,7 +59,7 @@ def test_face_tracks_fit_the_landmarks_and_follow_the_blinks(face_subject):
     assert correlation(expression[:, names.index("eyeBlink_L")], left_open) <= -0.6
     assert correlation(expression[:, names.index("eyeBlink_R")], right_open) <= -0.6
     proxies = np.load(face_subject / "proxies.npy", mmap_mode="r")
-    assert proxies.shape == (354, 64, 64, 4) and proxies[:, :, :, 3].max() > 128   # eye outlines over irises
+    assert proxies.shape == (354, 96, 96, 4) and proxies[:, :, :, 3].max() > 128   # eye outlines over irises
 
 
 def test_jaw_open_follows_the_lips_on_a_talking_clip(tmp_path):
