@@ -286,9 +286,7 @@ CROSS_MEANINGS = {
 
 def cross_section(results: dict) -> list[str]:
     keys = [key for key in CROSS_MEANINGS if key in results["systems"]["model"]]
-    rows = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    rows += [f"| {name} | " + " | ".join(f"{figures[k]:.4g}" for k in keys) + " |"
-             for name, figures in results["systems"].items()]
+    rows = system_rows(results["systems"], keys)
     return ["## Cross-reenactment", "",
             f"{results['driver']} drives the subject: {results['frames']} frames, the driver tracked in "
             f"{results['driver_tracked']}. With no real frames, the output is measured against the driver's motion "
@@ -298,9 +296,10 @@ def cross_section(results: dict) -> list[str]:
             *(f"- {key}: {value}." for key, value in results["notes"].items()), ""]
 
 
-def system_rows(systems: dict) -> list[str]:
-    rows = ["| system | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 1) + "|"]
-    return rows + [f"| {name} | " + " | ".join(f"{summary[k]:.4g}" for k in REPORT_KEYS) + " |" for name, summary in systems.items()]
+def system_rows(systems: dict, keys=REPORT_KEYS) -> list[str]:
+    """A markdown table: a row per system, a column per figure."""
+    rows = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    return rows + [f"| {name} | " + " | ".join(f"{summary[k]:.4g}" for k in keys) + " |" for name, summary in systems.items()]
 
 
 def plot_per_frame(per_frame: dict, path: Path) -> None:
