@@ -373,7 +373,7 @@ def stage_bench(context: Context, size: str, compiled: bool = False) -> dict:
     json_path = context.workdir / f"bench_{size}{'_compiled' * compiled}.json"
     args = ["bench", "train", "--preset", preset, "--steps", profile.bench_steps, "--warmup", profile.bench_warmup,
             "--json", json_path, "--device", context.device, *["--no-perceptual-loss"] * (not profile.perceptual_loss)]
-    args += ["--variants", "bf16_channels_last,compiled"] if compiled else ["--batch-sizes", profile.batch_sizes[size]]
+    args += ["--variants", "bf16,compiled"] if compiled else ["--batch-sizes", profile.batch_sizes[size]]
     require(run_cli(context, *args, runner=False, log=json_path.stem), "bench train")
     rows = json.loads(json_path.read_text())
     return {"preset": preset, "rows": rows, "compile": compile_summary(rows)}
@@ -382,7 +382,7 @@ def stage_bench(context: Context, size: str, compiled: bool = False) -> dict:
 def compile_summary(rows: list[dict]) -> dict | None:
     """The compiled variant against the eager one it compiles, at the same batch size."""
     compiled = next((r for r in rows if r["variant"] == "compiled" and "error" not in r), None)
-    eager = next((r for r in rows if compiled and r["variant"] == "bf16_channels_last"
+    eager = next((r for r in rows if compiled and r["variant"] == "bf16"
                   and r["batch_size"] == compiled["batch_size"] and "error" not in r), None)
     if not compiled or not eager:
         return None

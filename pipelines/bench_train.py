@@ -53,13 +53,12 @@ VARIANTS: dict[str, Variant] = {
     "tf32": Variant(Acceleration(), tf32=True, precision="tf32", cuda_only=True),
     "bf16": Variant(Acceleration(autocast_dtype=BF16), tf32=True, precision="bf16"),
     "bf16_channels_last": Variant(Acceleration(autocast_dtype=BF16, channels_last=True), tf32=True, precision="bf16"),
-    "compiled": Variant(Acceleration(autocast_dtype=BF16, channels_last=True, compile_backend="inductor"), tf32=True,
-                        precision="bf16"),
+    "compiled": Variant(Acceleration(autocast_dtype=BF16, compile_backend="inductor"), tf32=True, precision="bf16"),
 }
 # Without --variants; compiling takes minutes, so "compiled" joins only with --compile.
 DEFAULT_VARIANTS = {"cuda": ("fp32", "tf32", "bf16", "bf16_channels_last"), "cpu": ("fp32",)}
 # What `train` runs by default (without --compile): the variant a --batch-sizes sweep times.
-RECOMMENDED = {"cuda": "bf16_channels_last", "cpu": "fp32"}
+RECOMMENDED = {"cuda": "bf16", "cpu": "fp32"}
 
 # Dense (no sparsity) peak TFLOP/s per precision from the vendors' datasheets. The first name
 # fragment found in torch.cuda.get_device_name() wins, so longer names come first; None: not known.

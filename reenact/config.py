@@ -71,7 +71,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     lr_schedule: str = "linear_decay"    # constant | linear_decay (full rate for half the steps, then down to 0)
     mixed_precision: bool = True         # bf16 autocast on CUDA (always fp32 on CPU)
-    channels_last: bool = True           # on CUDA
+    # On CUDA. Off: on an H200 at 256, bf16 NCHW ran 253 images/s, channels_last 226.
+    channels_last: bool = False
     compile: bool = False                # torch.compile the networks
     gradient_checkpointing: bool = False  # recompute the residual blocks in backward: less memory, more compute
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
