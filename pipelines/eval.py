@@ -126,9 +126,13 @@ def cross_reenactment(driver: VideoInfo, config: EvalConfig, checkpoint: dict, c
     tracks = transfer.track_like_target(driver, config.driver, checkpoint, config.device)
     render_proxy, crops, _ = transfer.retarget(tracks, checkpoint)
     wanted = retargeted(tracks, checkpoint, crops)
-    proxies, model = zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device))
+    generated = {feedback: list(zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"],
+                                                        device, feedback)))
+                 for feedback in (True, False)}
     picks = cross.retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
-    frames = {"model": np.stack(model), "nearest_neighbour": clip_frames(clip, picks)}
+    frames = {"model": np.stack(generated[True][1]), "model_no_temporal": np.stack(generated[False][1]),
+              "nearest_neighbour": clip_frames(clip, picks)}
+    proxies = generated[True][0]
     mode = checkpoint["mode"]
     systems = {name: cross.system_figures(images, *track_generated(images, mode), wanted, mode)
                for name, images in frames.items()}
@@ -290,8 +294,8 @@ def cross_section(results: dict) -> list[str]:
     return ["## Cross-reenactment", "",
             f"{results['driver']} drives the subject: {results['frames']} frames, the driver tracked in "
             f"{results['driver_tracked']}. With no real frames, the output is measured against the driver's motion "
-            "retargeted onto the subject (what `transfer` renders). nearest_neighbour returns the training frame "
-            "with the closest retargeted pose.", "", *rows, "",
+            "retargeted onto the subject (what `transfer` renders). model_no_temporal is the model fed a blank "
+            "previous frame; nearest_neighbour returns the training frame with the closest retargeted pose.", "", *rows, "",
             *(f"- {key}: {CROSS_MEANINGS[key]}." for key in keys),
             *(f"- {key}: {value}." for key, value in results["notes"].items()), ""]
 

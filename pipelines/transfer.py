@@ -109,12 +109,12 @@ def proxy_windows(render_proxy: Callable[[int], torch.Tensor], frame_count: int,
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Tensor], frame_count: int, window: int,
-             device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(proxy as RGB, generated frame) pairs, each (R, R, 3) uint8, with previous-frame feedback."""
+             device: torch.device, feedback: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(proxy as RGB, generated frame) pairs, each (R, R, 3) uint8; ``feedback`` feeds back the previous output."""
     previous = None
     for proxy_window in proxy_windows(render_proxy, frame_count, window):
         proxies = to_model_range(proxy_window[None].to(device))
-        if previous is None:
+        if previous is None or not feedback:
             previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
         previous = generator(generator_input(proxies, previous))
         middle = center_proxy(proxy_window[None], window)[0, :3]
