@@ -27,7 +27,7 @@ from reenact.evaluation.systems import (NOVELTY_QUANTILE, body_pose_features, fa
 from reenact.face.tracker import track_face
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.io import VideoInfo, VideoWriter, probe_video
-from reenact.models import find_vgg19_weights
+from reenact.models.lpips import LearnedPerceptualDistance, load_lpips
 from reenact.progress import info, with_progress
 from reenact.subject import Subject
 from reenact.translator import build_generator
@@ -73,7 +73,11 @@ def run(config: EvalConfig) -> dict:
     per_frame = {name: frame_metrics(images, real_float, masks, conditioning[clip.train_end:], scales[clip.train_end:],
                                      flows, subject.mode)
                  for name, images in frames.items()}
-    results = summarize(per_frame, real_float, flows, subject, config, checkpoint, novel)
+    lpips, lpips_unavailable = load_lpips()
+    if lpips is not None:
+        for name, images in frames.items():
+            per_frame[name]["lpips"] = lpips_per_frame(lpips.to(device), images, real, device)
+    results = summarize(per_frame, real_float, flows, subject, config, checkpoint, novel, lpips_unavailable)
     # 5. Cross-reenactment: another person's motion, measured against its retargeted form.
     if driver is not None:
         results["cross"], cross_frames = cross_reenactment(driver, config, checkpoint, clip, features, present,
@@ -195,30 +199,37 @@ def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray,
     return {**{k: np.array(v) for k, v in values.items()}, "detected": found}
 
 
+@torch.no_grad()
+def lpips_per_frame(lpips: LearnedPerceptualDistance, images: np.ndarray, real: np.ndarray, device: torch.device,
+                    batch: int = 16) -> np.ndarray:
+    """(N,) LPIPS of each generated frame against its real frame, both (N, R, R, 3) uint8."""
+    as_tensor = lambda frames: torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float() / 255
+    return np.concatenate([lpips(as_tensor(images[i:i + batch]), as_tensor(real[i:i + batch])).cpu().numpy()
+                           for i in range(0, len(images), batch)])
+
+
 def system_summary(values: dict[str, np.ndarray], selected: np.ndarray) -> dict:
     """Means over the ``selected`` frames (NaN where none are)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # the mean of no frames is NaN, as reported
-        summary = {key: float(np.nanmean(values[key][selected])) for key in METRIC_KEYS}
+        summary = {key: float(np.nanmean(values[key][selected])) for key in (*METRIC_KEYS, "lpips") if key in values}
     summary["missed_detections"] = int((~values["detected"][selected]).sum())
     return summary
 
 
 def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], subject: Subject, config: EvalConfig,
-              checkpoint: dict, novel: dict) -> dict:
+              checkpoint: dict, novel: dict, lpips_unavailable: str) -> dict:
     real_flicker = [metrics.warping_error(real_float[t - 1], real_float[t], flows[t - 1]) for t in range(1, len(real_float))]
     every = np.ones(len(real_float), bool)
     systems = {name: system_summary(values, every) for name, values in per_frame.items()}
     systems_novel = {name: system_summary(values, novel["mask"]) for name, values in per_frame.items()}
-    lpips_weights = find_vgg19_weights().parent
     return {"checkpoint": str(config.checkpoint), "checkpoint_step": checkpoint["step"], "subject": str(subject.root),
             "mode": subject.mode, "held_out_frames": int(len(real_float)), "resolution": checkpoint["resolution"],
             "systems": systems, "real": {"flicker": float(np.mean(real_flicker)) if real_flicker else float("nan")},
             "novel_pose": {"frames": int(novel["mask"].sum()), "threshold": novel["threshold"],
                            "nearest_distance": [round(float(d), 4) for d in novel["distances"]], "rule": NOVELTY_RULE},
             "systems_novel": systems_novel,
-            "lpips": f"unavailable: needs the lpips package (pip install lpips) and AlexNet's weights in {lpips_weights} "
-                     f"(reenact weights fetch lpips)",
+            "lpips": f"unavailable: {lpips_unavailable}" if lpips_unavailable else LPIPS_COMPUTED,
             "pose_distance_note": f"mean keypoint distance / {'body height' if subject.mode == 'body' else 'inter-ocular distance'}; "
                                   f"a frame where the tracker finds nothing counts {metrics.MISSED_POSE_DISTANCE}",
             "config": config_dict(config)}
@@ -242,7 +253,9 @@ def write_report(folder: Path, results: dict, per_frame: dict, real: np.ndarray,
             writer.write(np.concatenate(row, axis=1))
 
 
-REPORT_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "missed_detections", "flicker")
+REPORT_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "lpips", "pose_distance", "missed_detections", "flicker")
+LPIPS_COMPUTED = ("LPIPS v0.1 on AlexNet against the real frame, over the whole frame (lower is better; "
+                  "the lpips column)")
 MEANINGS = {
     "psnr": "peak signal-to-noise ratio against the real frame, in dB (higher is better)",
     "ssim": "structural similarity against the real frame, 0 to 1 (higher is better)",
@@ -258,7 +271,7 @@ def markdown_table(results: dict) -> str:
     novel = results["novel_pose"]
     lines = [f"# Self-reenactment on {results['held_out_frames']} held-out frames of {results['subject']}", "",
              *system_rows(results["systems"]),
-             "| real frames | " + " | ".join("" for _ in REPORT_KEYS[:-1]) + f" | {results['real']['flicker']:.4g} |", "",
+             "| real frames | " + " | ".join("" for _ in shown_keys(results["systems"])[:-1]) + f" | {results['real']['flicker']:.4g} |", "",
              f"## Novel poses: {novel['frames']} of {results['held_out_frames']} held-out frames", "",
              f"The {novel['rule']} (threshold {novel['threshold']:.4g}). Retrieval can only return a pose "
              "the clip already has, so this is where a model must earn its keep.", "",
@@ -300,8 +313,14 @@ def cross_section(results: dict) -> list[str]:
             *(f"- {key}: {value}." for key, value in results["notes"].items()), ""]
 
 
+def shown_keys(systems: dict, keys=REPORT_KEYS) -> list[str]:
+    """The figures of ``keys`` that every system has (LPIPS only where its weights are)."""
+    return [key for key in keys if all(key in summary for summary in systems.values())]
+
+
 def system_rows(systems: dict, keys=REPORT_KEYS) -> list[str]:
-    """A markdown table: a row per system, a column per figure."""
+    """A markdown table: a row per system, a column per figure that the systems have."""
+    keys = shown_keys(systems, keys)
     rows = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     return rows + [f"| {name} | " + " | ".join(f"{summary[k]:.4g}" for k in keys) + " |" for name, summary in systems.items()]
 

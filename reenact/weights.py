@@ -50,7 +50,7 @@ PUBLISHED: dict[str, WeightsFile] = {
                          "dcbb9e9d", "the VGG perceptual loss in `reenact train`"),
     "lpips": WeightsFile("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
                          "7be5be79", "LPIPS in `reenact eval` (this is its AlexNet backbone)",
-                         "lpips", "pip install lpips"),
+                         "lpips", "pip install --no-deps lpips: reenact reads only its linear layers"),
     "2dfan": WeightsFile("2DFAN4-11f355bf06.pth.tar",
                          "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
                          "11f355bf06", "2D-FAN landmarks: `reenact track --face-landmarks face_alignment`",

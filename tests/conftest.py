@@ -80,3 +80,25 @@ def body_subject(tmp_path_factory, example_source) -> Path:
     assert result.returncode == 0, result.stderr
     assert "mode auto: chose body" in result.stderr
     return out
+
+
+def install_lpips_weights(root: Path, seed: int = 0) -> dict[str, str]:
+    """Stand-ins for LPIPS's two files under ``root``, with seeded random weights: AlexNet's in a
+    torch hub cache and the linear layers in an `lpips` package folder. Returns the environment
+    (TORCH_HOME, PYTHONPATH) under which reenact finds them."""
+    import torch
+
+    from reenact.models.lpips import LINEAR_WEIGHTS, TAPPED_CHANNELS, alexnet_features
+    from reenact.weights import PUBLISHED
+
+    torch.manual_seed(seed)
+    cache = root / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    features = {f"features.{key}": value for key, value in alexnet_features().state_dict().items()}
+    torch.save({**features, "classifier.1.weight": torch.zeros(4, 9216)}, cache / PUBLISHED["lpips"].file)
+    package = root / "site" / "lpips"
+    (package / LINEAR_WEIGHTS).parent.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('reenact must read this package's files, not import it')\n")
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(TAPPED_CHANNELS)},
+               package / LINEAR_WEIGHTS)
+    return {"TORCH_HOME": str(root / "torch"), "PYTHONPATH": os.pathsep.join([str(root / "site"), str(REPO)])}

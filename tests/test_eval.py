@@ -9,7 +9,7 @@ import pytest
 
 from reenact.evaluation import metrics
 from reenact.evaluation.systems import nearest_neighbours, novelty_threshold
-from tests.conftest import assert_clean_failure, run_reenact
+from tests.conftest import assert_clean_failure, install_lpips_weights, run_reenact
 
 
 def test_psnr_and_ssim_known_answers():
@@ -72,12 +72,13 @@ def test_novel_poses_are_those_farther_than_the_training_clip_is_from_itself():
 def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_subject, tmp_path):
     checkpoint = tmp_path / "X.ckpt"
     assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 40, "--out", checkpoint).returncode == 0
-    result = run_reenact("eval", checkpoint, "--json", tmp_path / "E.json", "--report", tmp_path / "report")
+    lpips_files = install_lpips_weights(tmp_path / "lpips")       # LPIPS is computed where its two files are
+    result = run_reenact("eval", checkpoint, "--json", tmp_path / "E.json", "--report", tmp_path / "report", env=lpips_files)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "E.json").read_text())
     nearest = next(name for name in report["systems"] if "nearest" in name)
     for system in ("model", nearest):
-        for key in ("psnr", "ssim", "pose_distance", "flicker"):
+        for key in ("psnr", "ssim", "lpips", "pose_distance", "flicker"):
             assert np.isfinite(report["systems"][system][key]), (system, key)
     assert report["held_out_frames"] == 11 and np.isfinite(report["real"]["flicker"])
     novel = report["novel_pose"]
@@ -88,6 +89,7 @@ def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_su
         assert (tmp_path / "report" / name).stat().st_size > 0
     text = (tmp_path / "report" / "report.md").read_text()
     assert "| nearest_neighbour |" in text and "## Novel poses" in text and "higher is better" in text
+    assert "| lpips |" in text and report["lpips"].startswith("LPIPS v0.1")
 
 
 def test_eval_refuses_a_missing_checkpoint(tmp_path):

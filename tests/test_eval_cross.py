@@ -50,7 +50,8 @@ def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieva
     checkpoint = tmp_path / "X.ckpt"
     assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 4, "--out", checkpoint).returncode == 0
     driver = make_clip(tmp_path / "driver.mp4", "-i", str(example_target), "-t", "1")
-    result = run_reenact("eval", checkpoint, "--driver", driver, "--json", tmp_path / "E.json", "--report", tmp_path / "report")
+    result = run_reenact("eval", checkpoint, "--driver", driver, "--json", tmp_path / "E.json", "--report", tmp_path / "report",
+                         env={"TORCH_HOME": str(tmp_path / "empty cache")})
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "E.json").read_text())
     cross_results = report["cross"]
@@ -62,6 +63,7 @@ def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieva
         assert 0.0 <= figures["detection_share"] <= 1.0
         assert figures["missed_detections"] == round((1 - figures["detection_share"]) * cross_results["driver_tracked"])
     assert "flicker" in cross_results["notes"] and "systems" in report       # self-reenactment is still there
+    assert report["lpips"].startswith("unavailable: needs") and "lpips" not in report["systems"]["model"]
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Cross-reenactment" in text and "detection_share" in text and "higher is better" in text
     assert (tmp_path / "report" / "cross_side_by_side.mp4").stat().st_size > 0

@@ -168,7 +168,7 @@ def test_listing_says_what_is_present(server, tmp_path):
         assert "present" in rows["probe"] and "a test" in rows["probe"]
         assert "checksum differs" in rows["dropped"]
         assert "missing" in rows["vgg19"] and "perceptual loss" in rows["vgg19"]
-        assert "pip install lpips" in rows["lpips"] or "lpips (installed)" in rows["lpips"]
+        assert "pip install --no-deps lpips" in rows["lpips"] or "lpips (installed)" in rows["lpips"]
     assert Handler.requests == []                        # listing never downloads
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -37,14 +38,15 @@ def load_vgg19_features_state(path: Path | None = None) -> tuple[dict[str, torch
     path = Path(path) if path is not None else find_vgg19_weights()
     if not path.is_file():
         return None, f"VGG19 weights not found at {path}"
-    state, problem = _read_features(path)
+    state, problem = read_feature_state(path, vgg19_features)
     if state is None or problem:
         return None, f"{path} is not a valid VGG19 checkpoint: {problem}"
     return state, ""
 
 
-def _read_features(path: Path) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """The "features.*" tensors, prefix stripped, and what is wrong with them ("" when nothing is)."""
+def read_feature_state(path: Path, layers: Callable[[], nn.Module]) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """A torchvision checkpoint's "features.*" tensors, prefix stripped, and what keeps them from loading into
+    ``layers()`` ("" when nothing does)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a corrupt or foreign file, whatever torch raises for it
@@ -53,13 +55,13 @@ def _read_features(path: Path) -> tuple[dict[str, torch.Tensor] | None, str]:
         return None, f"it holds a {type(checkpoint).__name__}, not a state dict"
     state = {key.removeprefix("features."): value for key, value in checkpoint.items()
              if isinstance(key, str) and key.startswith("features.")}
-    return state, _layout_problem(state)
+    return state, _layout_problem(state, layers)
 
 
-def _layout_problem(state: dict[str, torch.Tensor]) -> str:
-    """What keeps ``state`` from loading into vgg19_features(), or "" when nothing does."""
+def _layout_problem(state: dict[str, torch.Tensor], layers: Callable[[], nn.Module]) -> str:
+    """What keeps ``state`` from loading into ``layers()``, or "" when nothing does."""
     with torch.device("meta"):  # shapes only; no 80 MB of random weights
-        expected = {key: value.shape for key, value in vgg19_features().state_dict().items()}
+        expected = {key: value.shape for key, value in layers().state_dict().items()}
     missing = [key for key in expected if key not in state]
     if missing:
         return f"{len(missing)} of {len(expected)} feature tensors missing (first: features.{missing[0]})"
