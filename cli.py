@@ -84,8 +84,11 @@ def track(
 def train(
     subject: Annotated[str, typer.Argument(help="A subject folder written by `reenact track`.")],
     out: Out = None,
-    preset: Annotated[Optional[str], typer.Option(help=f"tiny | 256 | 512 [default: {TrainConfig.preset}]")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total training steps [default: the preset's].")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help=f"auto | tiny | 128 | 256 | 512; auto is 128 on a CPU, 256 on a GPU [default: {TrainConfig.preset}]")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Total training steps [default: the preset's; none with --minutes].")] = None,
+    minutes: Annotated[Optional[float], typer.Option(
+        help="Stop after this much wall-clock time, setup included; the learning rate decays over it.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="[default: the preset's, larger on a GPU]")] = None,
     resume: Annotated[Optional[bool], typer.Option("--resume", help="Continue from the checkpoint at --out.")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile the networks.")] = None,
@@ -98,7 +101,7 @@ def train(
     debug: Debug = False,
 ) -> None:
     """Train the subject's translator into a checkpoint (default ./SUBJECT.ckpt)."""
-    run_stage("train", TrainConfig, config, debug, subject=subject, out=out, preset=preset, steps=steps,
+    run_stage("train", TrainConfig, config, debug, subject=subject, out=out, preset=preset, steps=steps, minutes=minutes,
               batch_size=batch_size, resume=resume, compile=compile, ema=ema, temporal_frames=temporal_frames,
               temporal_scales=temporal_scales, lr_schedule=lr_schedule, device=device)
 

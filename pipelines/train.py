@@ -9,6 +9,7 @@ batches and rank 0 alone writes.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,17 +23,17 @@ from reenact.body.crop import Crop
 from reenact.body.head import face_crop_size, head_centers
 from reenact.config import TrainConfig, config_dict
 from reenact.data import SubjectClip, center_proxy, to_uint8
-from reenact.distributed import World, gather_tensors, join_world, leave_world, wrapper
+from reenact.distributed import World, gather_tensors, join_world, leave_world, max_across, wrapper
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
 from reenact.face.regions import face_regions
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import load_vgg19_features_state
-from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
+from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
 from reenact.subject import Subject
-from reenact.training import (Networks, build_networks, compiled_graphs, configure_backends, generate_sequence,
-                              sequence_length, train_step, unwrap)
+from reenact.training import (Budget, Networks, build_networks, compiled_graphs, configure_backends,
+                              generate_sequence, sequence_length, train_step, unwrap)
 from reenact.translator import face_enhancer_arguments, model_arguments
 
 SAMPLE_ROWS = 4
@@ -41,9 +42,11 @@ TARGET_FIELDS = {"body": body_retarget.target_fields, "face": face_retarget.targ
 
 def run(config: TrainConfig) -> Path:
     # 1. Settings: the subject, this worker's device, the preset's defaults for it, output paths.
+    started = time.perf_counter()
     subject = Subject.load(config.subject)
-    preset = get_preset(config.preset)
     world, device = join_world(config.device)
+    config = pick_preset(config, device, subject, world)
+    preset = get_preset(config.preset)
     config = fill_preset_defaults(config, preset, device)
     check_resolution(subject, preset, config)
     out = Path(config.out) if config.out else Path.cwd() / f"{subject.root.resolve().name}.ckpt"
@@ -64,23 +67,37 @@ def run(config: TrainConfig) -> Path:
         # The seed comes first, so it fixes the initial weights too.
         torch.manual_seed(config.seed)
         configure_backends(device)
-        networks = build_networks(arguments, perceptual_state, config, device, wrapper(world, device))
+        budget = Budget(config.steps, config.minutes and config.minutes * 60, started,
+                        agree_every=1 if world.size == 1 else config.log_every)
+        networks = build_networks(arguments, perceptual_state, config, device, wrapper(world, device), done=budget.done)
         rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
-        start_step = resume(out, networks, arguments, rng, subject, world, config.seed) if config.resume else 0
+        start_step = resume(out, networks, arguments, rng, subject, world, config.seed, budget) if config.resume else 0
         # 4. The loop, with progress, TensorBoard scalars, sample grids and periodic checkpoints.
-        save = lambda step, interrupted=False: save_checkpoint(out, step, networks, arguments, subject, config, preset,
-                                                               perceptual_reason, rng, clip, world, interrupted)
-        train_loop(clip, networks, config, rng, start_step, run_folder, save, world)
+        save = lambda step, stopped: save_checkpoint(out, step, networks, arguments, subject, config, preset,
+                                                     perceptual_reason, rng, clip, world, budget, stopped)
+        step = train_loop(clip, networks, config, rng, start_step, budget, run_folder, save, world)
         if world.is_main:
-            info(f"wrote {out} (step {config.steps}); samples and TensorBoard logs in {run_folder}/")
+            info(f"wrote {out} (step {step}); samples and TensorBoard logs in {run_folder}/")
     finally:
         leave_world(world)
     return out
 
 
+def pick_preset(config: TrainConfig, device: torch.device, subject: Subject, world: World) -> TrainConfig:
+    """`--preset auto`: the device's preset, or the largest below it that the subject's frames allow."""
+    name, why = choose_preset(config.preset, device.type, subject.resolution)
+    if why and world.is_main:
+        info(f"preset auto: {name} ({why})")
+    return replace(config, preset=name)
+
+
 def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch.device) -> TrainConfig:
+    if config.minutes is not None and config.minutes <= 0:
+        raise ReenactError(f"--minutes must be more than 0, got {config.minutes:g}")
     batch_size = config.batch_size or (preset.gpu_batch_size if device.type == "cuda" else preset.batch_size)
-    return replace(config, steps=config.steps or preset.steps, batch_size=batch_size,
+    # With a time budget and no step count, the clock alone ends training.
+    steps = config.steps or (None if config.minutes else preset.steps)
+    return replace(config, steps=steps, batch_size=batch_size,
                    learning_rate=config.learning_rate or scaled_learning_rate(batch_size),
                    window=config.window or preset.window, sample_every=config.sample_every or preset.sample_every,
                    temporal_scales=config.temporal_scales or preset.temporal_scales)
@@ -119,7 +136,8 @@ def model_head_centers(subject: Subject, resolution: int) -> np.ndarray:
 
 
 def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: torch.Generator, start_step: int,
-               run_folder: Path, save, world: World) -> None:
+               budget: Budget, run_folder: Path, save, world: World) -> int:
+    """Train from ``start_step`` until the budget is spent; returns the last step."""
     from torch.utils.tensorboard import SummaryWriter
 
     step = start_step
@@ -128,36 +146,48 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
         write_json(run_folder / "config.json", {"train": config_dict(config), "world_size": world.size})
     board = SummaryWriter(str(run_folder / "tensorboard")) if world.is_main else None
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
-    graphs_after_first_step = 0
+    graphs_after_first_step, agree = 0, lambda seconds: max_across(world, seconds)
+    budget.update(step, agree)
     try:
-        with progress_task("training", config.steps if world.is_main else None) as task:
+        with progress_task("training", config.steps if world.is_main and not budget.seconds else None) as task:
             task.progress.update(task.task_id, completed=start_step, visible=world.is_main)
-            while step < config.steps:
+            while not budget.finished(step):
                 losses = train_step(networks, clip.training_batch(rng, config.batch_size), config)
                 step += 1
                 if config.compile and step == start_step + 1:
                     graphs_after_first_step = compiled_graphs()   # the first step compiles; later ones should not
+                budget.update(step, agree)
+                last = budget.finished(step)
                 # Reading losses waits for the device, so it happens every log_every steps only.
-                readings = read_losses(losses) if step % config.log_every == 0 or step == config.steps else None
-                task.advance(status=" ".join(f"{k} {v:.3f}" for k, v in readings.items()) if readings else None)
+                readings = read_losses(losses) if step % config.log_every == 0 or last else None
+                task.advance(status=progress_status(readings, budget))
                 if world.is_main:
-                    log_and_sample(board, readings, step, networks, clip, config, run_folder)
-                if step % config.checkpoint_every == 0 and step != config.steps:
-                    save(step)
+                    log_and_sample(board, readings, step, networks, clip, config, run_folder, last)
+                if step % config.checkpoint_every == 0 and not last:
+                    save(step, "in progress")
         if world.is_main:
-            info(f"{config.steps - start_step} steps in {task.elapsed:.1f} s "
-                 f"({(config.steps - start_step) / max(task.elapsed, 1e-9):.2f} it/s)")
+            info(f"{step - start_step} steps in {task.elapsed:.1f} s "
+                 f"({(step - start_step) / max(task.elapsed, 1e-9):.2f} it/s)")
             if config.compile:
                 report_recompiles(compiled_graphs() - graphs_after_first_step)
-        save(step)
+        save(step, "steps" if budget.steps is not None and step >= budget.steps else "minutes")
     except KeyboardInterrupt:
-        save(step, interrupted=True)
+        save(step, "interrupted")
         raise ReenactError(f"interrupted at step {step}; saved {config.out or 'the checkpoint'}, continue with "
                            f"`reenact train {config.subject} --resume` and the same options") from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         if board is not None:
             board.close()
+    return step
+
+
+def progress_status(readings: dict[str, float] | None, budget: Budget) -> str | None:
+    """The losses when read, and the time left under --minutes."""
+    if readings is None:
+        return None
+    left = f"{max(0.0, budget.seconds - budget.elapsed) / 60:.1f} min left  " if budget.seconds else ""
+    return left + " ".join(f"{k} {v:.3f}" for k, v in readings.items())
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -177,12 +207,12 @@ def report_recompiles(recompiled: int) -> None:
 
 
 def log_and_sample(board, losses: dict[str, float] | None, step: int, networks: Networks, clip: SubjectClip,
-                   config: TrainConfig, run_folder: Path) -> None:
+                   config: TrainConfig, run_folder: Path, last: bool) -> None:
     if losses is not None:
         for name, value in losses.items():
             board.add_scalar(f"loss/{name}", value, step)
         board.add_scalar("learning_rate", networks.schedulers[0].get_last_lr()[0], step)
-    if step % config.sample_every == 0 or step == config.steps:
+    if step % config.sample_every == 0 or last:
         write_sample_grid(networks.sampler, clip, run_folder / "samples" / f"step_{step:07d}.png")
         for name, value in validation_metrics(networks.sampler, clip).items():
             board.add_scalar(f"validation/{name}", value, step)
@@ -219,15 +249,17 @@ def validation_metrics(generator: torch.nn.Module, clip: SubjectClip) -> dict[st
 
 def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, subject: Subject, config: TrainConfig,
                     preset: ModelPreset, perceptual_reason: str, rng: torch.Generator, clip: SubjectClip, world: World,
-                    interrupted: bool = False) -> None:
+                    budget: Budget, stopped: str) -> None:
+    """``stopped``: "steps" or "minutes" (the budget that ended training), "interrupted", or "in progress"."""
     # Every rank's sampler state, so each resumes its own stream. An interrupted run skips the
     # gather: its ranks may stop at different points, and a collective there could wait forever.
-    samplers = [rng.get_state()] if interrupted else gather_tensors(world, rng.get_state())
+    samplers = [rng.get_state()] if stopped == "interrupted" else gather_tensors(world, rng.get_state())
     if not world.is_main:
         return
     ckpt.save_checkpoint(out, {
         "format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, "mode": subject.mode,
-        "step": step, "world_size": world.size, "config": config_dict(config), "preset": preset.to_dict(),
+        "step": step, "world_size": world.size, "stopped": stopped,
+        "training_seconds": budget.spent + time.perf_counter() - budget.start, "config": config_dict(config), "preset": preset.to_dict(),
         "resolution": preset.resolution, "window": config.window, "model": arguments,
         "generator": unwrap(networks.generator).state_dict(),
         "generator_ema": networks.ema.state_dict() if networks.ema is not None else None,
@@ -262,7 +294,7 @@ def target_description(subject: Subject) -> dict:
 
 
 def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator, subject: Subject, world: World,
-           seed: int) -> int:
+           seed: int, budget: Budget) -> int:
     if not out.exists():
         if world.is_main:
             warn(f"--resume: {out} does not exist yet, starting from step 0")
@@ -287,6 +319,7 @@ def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator,
         networks.face.discriminator_optimizer.load_state_dict(state["face_optimizers"]["discriminator"])
     torch.set_rng_state(state["rng"]["torch"])
     resume_sampler(rng, state["rng"].get("samplers", []), world, int(state["step"]), seed)
+    budget.spent = float(state.get("training_seconds", 0.0))     # --minutes counts the time spent before
     if world.is_main:
         info(f"resumed from {out} at step {state['step']}")
     return int(state["step"])

@@ -47,8 +47,9 @@ class TrackConfig:
 class TrainConfig:
     subject: str
     out: str | None = None               # default: ./<subject folder name>.ckpt
-    preset: str = "256"                  # tiny | 256 | 512
-    steps: int | None = None             # total steps; default from the preset
+    preset: str = "auto"                 # auto | tiny | 128 | 256 | 512 (auto: 128 on a CPU, 256 on a GPU)
+    steps: int | None = None             # total steps; default from the preset (none with minutes)
+    minutes: float | None = None         # wall-clock budget, setup included; the learning rate follows it
     batch_size: int | None = None        # default from the preset (larger on a GPU)
     window: int | None = None            # proxies of frames t-w//2 .. t+w//2; default from the preset
     learning_rate: float | None = None   # default 2e-4 × sqrt(batch size / 4)

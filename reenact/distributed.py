@@ -51,6 +51,13 @@ def wrapper(world: World, device: torch.device) -> Callable[[nn.Module], nn.Modu
     return lambda module: nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
+def max_across(world: World, value: float) -> float:
+    """The largest of every rank's ``value``; a collective call."""
+    if world.size == 1:
+        return value
+    return max(float(t) for t in gather_tensors(world, torch.tensor([value], dtype=torch.float64)))
+
+
 def gather_tensors(world: World, tensor: torch.Tensor) -> list[torch.Tensor]:
     """Every rank's ``tensor`` (same shape on each), in rank order, on the CPU; a collective call."""
     if world.size == 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -24,14 +25,43 @@ from reenact.models import (MultiscaleDiscriminator, VGGPerceptualLoss, feature_
                             lsgan_generator_loss, masked_l1, split_outputs)
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
-LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
-    "constant": lambda step, total: 1.0,
+# Learning-rate factors by the share of training done, 0 to 1 (of the steps, or of --minutes).
+LR_SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda done: 1.0,
     # pix2pixHD: the full rate for the first half, then linearly down to zero.
-    "linear_decay": lambda step, total: min(1.0, 2.0 * (1.0 - step / max(total, 1))),
+    "linear_decay": lambda done: min(1.0, 2.0 * (1.0 - done)),
 }
 # Graphs each compiled forward may hold: the generator and face enhancer share GlobalGenerator.forward,
 # and up to six discriminators share MultiscaleDiscriminator.forward, each trained and frozen.
 COMPILED_GRAPHS_LIMIT = 64
+
+
+@dataclass
+class Budget:
+    """When training stops: after ``steps``, or once ``seconds`` of wall-clock time are spent (counted
+    from ``start``, a perf_counter reading, plus ``spent`` before a resume), whichever comes first.
+    Under torchrun the ranks agree on the time every ``agree_every`` steps, so they stop together
+    and share one learning rate."""
+    steps: int | None
+    seconds: float | None = None
+    start: float = 0.0
+    spent: float = 0.0
+    agree_every: int = 10
+    elapsed: float = 0.0
+
+    def update(self, step: int, agree: Callable[[float], float]) -> None:
+        """Read the clock (at agreement steps only where ``agree`` is a collective)."""
+        if self.seconds is not None and step % self.agree_every == 0:
+            self.elapsed = agree(self.spent + time.perf_counter() - self.start)
+
+    def done(self, step: int) -> float:
+        """The share of training done at ``step``, 0 to 1: of the time when there is a time budget."""
+        if self.seconds is not None:
+            return min(1.0, self.elapsed / self.seconds)
+        return min(1.0, step / max(self.steps or 1, 1))
+
+    def finished(self, step: int) -> bool:
+        return (self.steps is not None and step >= self.steps) or (self.seconds is not None and self.done(step) >= 1.0)
 
 
 @dataclass(frozen=True)
@@ -116,8 +146,9 @@ def local(module: nn.Module) -> nn.Module:
 
 def build_networks(arguments: dict, perceptual_state: dict | None, config: TrainConfig, device: torch.device,
                    wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
-                   acceleration: Acceleration | None = None) -> Networks:
-    """The networks, each compiled and then wrapped (DistributedDataParallel under torchrun)."""
+                   acceleration: Acceleration | None = None, done: Callable[[int], float] | None = None) -> Networks:
+    """The networks, each compiled and then wrapped (DistributedDataParallel under torchrun). ``done``
+    maps the step to the share of training done, which sets the learning rate (default: of the steps)."""
     acceleration = acceleration or acceleration_for(config, device)
     prepare = lambda module: wrap(compile_module(place(module, device, acceleration), acceleration))
     generator = place(build_generator(arguments), device, acceleration)
@@ -133,8 +164,8 @@ def build_networks(arguments: dict, perceptual_state: dict | None, config: Train
                                                fused=acceleration.fused_adam or None)
     generator_optimizer = adam(generator.parameters())
     discriminator_optimizer = adam([*image_discriminator.parameters(), *temporal.parameters()])
-    schedule = LR_SCHEDULES[config.lr_schedule]
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: schedule(step, config.steps))
+    schedule, done = LR_SCHEDULES[config.lr_schedule], done or Budget(config.steps).done
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: schedule(done(step)))
                   for o in (generator_optimizer, discriminator_optimizer)]
     networks = Networks(generator, ema, image_discriminator, temporal, perceptual, generator_optimizer,
                         discriminator_optimizer, schedulers, acceleration)

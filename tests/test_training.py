@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from reenact.config import TrainConfig
-from reenact.training import LR_SCHEDULES, sequence_length, temporal_clips, update_ema
+from reenact.errors import ReenactError
+from reenact.presets import choose_preset
+from reenact.training import LR_SCHEDULES, Budget, sequence_length, temporal_clips, update_ema
 from tests.conftest import reenact_command, run_reenact
 
 
@@ -48,8 +50,8 @@ def test_ema_decay_warms_up():
 
 def test_linear_decay_holds_then_falls_to_zero():
     schedule = LR_SCHEDULES["linear_decay"]
-    assert [schedule(s, 100) for s in (0, 50, 75, 100)] == [1.0, 1.0, 0.5, 0.0]
-    assert LR_SCHEDULES["constant"](99, 100) == 1.0
+    assert [schedule(done) for done in (0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    assert LR_SCHEDULES["constant"](0.99) == 1.0
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
@@ -106,7 +108,51 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_pat
     assert process.returncode != 0 and "Traceback" not in stderr
     assert "interrupted at step" in stderr and "--resume" in stderr
     state = torch.load(out, weights_only=True)
-    assert 0 < state["step"] < 100000
+    assert 0 < state["step"] < 100000 and state["stopped"] == "interrupted"
+
+
+def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subject, tmp_path):
+    out, budget_s = tmp_path / "timed.ckpt", 12.0
+    result = run_reenact("train", body_subject, "--minutes", budget_s / 60, "--out", out)
+    assert result.returncode == 0, result.stderr
+    # No preset given: auto picks the CPU preset, here the largest the 96 px subject allows.
+    assert "preset auto: tiny (no GPU; the subject was tracked at 96px)" in " ".join(result.stderr.split())
+    state = torch.load(out, weights_only=True)
+    assert state["stopped"] == "minutes" and state["config"]["preset"] == "tiny" and state["config"]["steps"] is None
+    # The clock counts setup too, and the last step may run over by one step (well under a second here).
+    assert budget_s <= state["training_seconds"] < budget_s + 10 and state["step"] > 1
+    assert state["schedulers"][0]["_last_lr"][0] < 0.1 * state["config"]["learning_rate"]   # decayed over the time
+
+
+def test_steps_bound_a_timed_run_and_the_checkpoint_says_which_budget_ended_it(body_subject, tmp_path):
+    out = tmp_path / "bounded.ckpt"
+    assert run_reenact("train", body_subject, "--minutes", 30, "--steps", 3, "--out", out).returncode == 0
+    state = torch.load(out, weights_only=True)
+    assert state["stopped"] == "steps" and state["step"] == 3 and state["training_seconds"] < 30 * 60
+
+
+def test_budget_share_done_follows_the_clock_or_the_steps():
+    steps_only = Budget(steps=200)
+    assert steps_only.done(50) == 0.25 and not steps_only.finished(199) and steps_only.finished(200)
+    timed = Budget(steps=None, seconds=100.0, start=time.perf_counter(), spent=40.0, agree_every=1)
+    timed.update(step=0, agree=lambda seconds: seconds)
+    assert 0.4 <= timed.done(0) < 0.45 and not timed.finished(10 ** 9)
+    timed.spent = 100.0
+    timed.update(step=1, agree=lambda seconds: seconds)
+    assert timed.done(1) == 1.0 and timed.finished(1)
+    # Under torchrun the clock is read only at agreement steps, so every rank sees the same time.
+    timed = Budget(steps=None, seconds=100.0, start=time.perf_counter(), spent=99.9, agree_every=10)
+    timed.update(step=5, agree=lambda seconds: seconds)
+    assert timed.done(5) == 0.0
+
+
+def test_auto_preset_fits_the_device_and_the_subject():
+    assert choose_preset("auto", "cpu", 256) == ("128", "no GPU")
+    assert choose_preset("auto", "cuda", 256) == ("256", "a GPU")
+    assert choose_preset("auto", "cuda", 128) == ("128", "a GPU; the subject was tracked at 128px")
+    assert choose_preset("tiny", "cuda", 512) == ("tiny", "")
+    with pytest.raises(ReenactError, match="no preset fits frames of 64px"):
+        choose_preset("auto", "cpu", 64)
 
 
 def test_head_patches_crop_and_paste_back_in_place():
