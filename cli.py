@@ -213,9 +213,9 @@ def bench_train(
     variants: Annotated[Optional[str], typer.Option(
         help="Comma-separated: fp32, tf32, bf16, bf16_channels_last, compiled [default: all but compiled on CUDA, fp32 on CPU]")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile", help="Also time the compiled variant.")] = None,
-    perceptual_loss: Annotated[Optional[bool], typer.Option(
-        "--perceptual-loss/--no-perceptual-loss",
-        help="Include the VGG loss, as `train` does when VGG19's weights are cached [default: on].")] = None,
+    perceptual_loss: Annotated[Optional[str], typer.Option(
+        help="auto | vgg19 | random | none, as in train; vgg19 is timed with random weights where they are "
+             f"not cached [default: {BenchTrainConfig.perceptual_loss}].")] = None,
     json: Annotated[Optional[str], typer.Option("--json", help="Also write the figures to this file.")] = None,
     device: Device = None,
     config: ConfigFile = None,

@@ -58,7 +58,7 @@ import torch  # noqa: E402
 NO_GPU = "no CUDA device: nothing to validate (run this on a GPU machine)"
 BF16 = torch.bfloat16
 LOSS_TOLERANCE = 0.05            # step-0 losses of each path against true fp32
-COMPARED_LOSSES = ("d_image", "d_temporal", "g_l1", "g_vgg", "face_d")   # computed before any update
+COMPARED_LOSSES = ("d_image", "d_temporal", "g_l1", "g_perceptual", "face_d")   # computed before any update
 # Runs one reenact command in a child process, then prints its peak host and GPU memory.
 RUNNER = """
 import json, resource, sys
@@ -94,7 +94,7 @@ class Profile:
     batch_sizes: dict[str, str] = field(default_factory=lambda: {"256": "8,16,32", "512": "4,8,16"})
     compile: bool = False                # the CLI's compiled runs: `bench train --compile`, `train --compile`
     compile_backend: str | None = None   # compiled paths and generator in this process (None: none)
-    perceptual_loss: bool = True         # in `bench train`
+    perceptual_loss: str = "vgg19"       # in `bench train` (random weights where VGG19's are not cached)
     paths_batch: int = 2
     torchrun_steps: int = 40
     synthetic_frames: int = 64           # the small synthetic subject of torchrun and transfer
@@ -121,7 +121,7 @@ PROFILES = {
     # aot_eager (tracing, no code generation) and the CLI's compiled runs are skipped.
     "cpu": Profile("cpu", {"256": "tiny", "512": "tiny"}, tuple(s for s in FULL if not s.endswith("_face")),
                    bench_steps=1, bench_warmup=1, batch_sizes={"256": "2", "512": "2"}, compile_backend="aot_eager",
-                   perceptual_loss=False, torchrun_steps=4, synthetic_frames=30, memory_frames=30, memory_steps=1,
+                   perceptual_loss="none", torchrun_steps=4, synthetic_frames=30, memory_frames=30, memory_steps=1,
                    generator_frames=3, quality_steps=2),
 }
 # Clips for the quality stages, (in --videos, else): the first that is there. The shipped example stands
@@ -351,7 +351,7 @@ def one_step(path: CudaPath, setup, batch_size: int) -> dict:
         if path.acceleration.compile_backend:
             torch._dynamo.reset()
         torch.manual_seed(0)
-        networks = build_networks(setup.arguments, setup.perceptual_state, config, device, acceleration=path.acceleration)
+        networks = build_networks(setup.arguments, setup.perceptual(), config, device, acceleration=path.acceleration)
         batch = setup.clip.training_batch(torch.Generator(device=device).manual_seed(0), batch_size)
         start = time.perf_counter()
         losses = {k: float(v) for k, v in train_step(networks, batch, config).items()}
@@ -372,7 +372,7 @@ def stage_bench(context: Context, size: str, compiled: bool = False) -> dict:
         raise Skipped("compiling with inductor is not part of this budget (--budget full)")
     json_path = context.workdir / f"bench_{size}{'_compiled' * compiled}.json"
     args = ["bench", "train", "--preset", preset, "--steps", profile.bench_steps, "--warmup", profile.bench_warmup,
-            "--json", json_path, "--device", context.device, *["--no-perceptual-loss"] * (not profile.perceptual_loss)]
+            "--json", json_path, "--device", context.device, "--perceptual-loss", profile.perceptual_loss]
     args += ["--variants", "bf16,compiled"] if compiled else ["--batch-sizes", profile.batch_sizes[size]]
     require(run_cli(context, *args, runner=False, log=json_path.stem), "bench train")
     rows = json.loads(json_path.read_text())
@@ -597,8 +597,8 @@ def stage_train(context: Context, clip: str) -> dict:
     if same and previous.get("finished"):
         return previous          # done in an earlier stage
     resume = same and previous.get("finished") is False
-    perceptual = load_vgg19_features_state()[0] is not None
-    steps = previous.get("steps_total") if resume else context.profile.quality_steps or calibrated_steps(context, perceptual)
+    perceptual = "vgg19" if load_vgg19_features_state()[0] is not None else "random"     # as train's auto picks
+    steps = previous.get("steps_total") if resume else context.profile.quality_steps or calibrated_steps(context)
     finished = run_cli(context, "train", subject, "--preset", context.preset("256"), "--steps", steps, "--out", checkpoint,
                        "--device", context.device, *["--resume"] * resume, stop_after=context.profile.slice_seconds,
                        log=f"train_{clip}")
@@ -611,14 +611,14 @@ def stage_train(context: Context, clip: str) -> dict:
             "perceptual_loss": perceptual, **finished.peaks}
 
 
-def calibrated_steps(context: Context, perceptual: bool) -> int:
+def calibrated_steps(context: Context) -> int:
     """Steps that fill quality_seconds at the rate `bench train` measures for what `train` will run."""
     from pipelines.bench_train import RECOMMENDED
 
     json_path = context.workdir / "calibration.json"
     require(run_cli(context, "bench", "train", "--preset", context.preset("256"), "--variants",
                     RECOMMENDED[context.device], "--steps", 5, "--warmup", 2, "--json", json_path,
-                    "--device", context.device, *["--no-perceptual-loss"] * (not perceptual),
+                    "--device", context.device, "--perceptual-loss", "auto",
                     runner=False, log="calibration"), "bench train")
     rate = json.loads(json_path.read_text())[0]["it_per_s"]
     return max(10, int(rate * context.profile.quality_seconds))

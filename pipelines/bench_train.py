@@ -17,10 +17,12 @@ import json
 import resource
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from reenact.body.head import face_crop_size
 from reenact.config import BenchTrainConfig, TrainConfig
@@ -28,7 +30,7 @@ from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.files import atomic_path
-from reenact.models import vgg19_features
+from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, vgg19_features
 from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
 from reenact.progress import console, info
 from reenact.training import (Acceleration, build_networks, compiled_graphs, configure_backends, sequence_length,
@@ -81,7 +83,8 @@ class Setup:
     device: torch.device
     clip: SubjectClip
     arguments: dict
-    perceptual_state: dict | None
+    perceptual: Callable[[], nn.Module | None]   # a fresh perceptual loss network for each variant
+    perceptual_kind: str
     config: TrainConfig
     bench: BenchTrainConfig
     flops: dict[int, int]        # FLOPs per step by batch size, counted once on an eager variant
@@ -143,10 +146,13 @@ def make_setup(preset: ModelPreset, device: torch.device, bench: BenchTrainConfi
     clip = synthetic_clip(preset.resolution, config).to(device)
     arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
     arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
-    # Random VGG19 weights: the same FLOPs as torchvision's, which need not be on this machine.
-    torch.manual_seed(0)
-    perceptual_state = vgg19_features().state_dict() if bench.perceptual_loss else None
-    return Setup(device, clip, arguments, perceptual_state, config, bench, {})
+    # Random VGG19 weights where torchvision's are not cached: the same FLOPs.
+    vgg19_state = load_vgg19_features_state()[0]
+    kind = bench.perceptual_loss if bench.perceptual_loss != "auto" else ("vgg19" if vgg19_state is not None else "random")
+    if kind == "vgg19" and vgg19_state is None:
+        torch.manual_seed(0)
+        vgg19_state = vgg19_features().state_dict()
+    return Setup(device, clip, arguments, lambda: PERCEPTUAL_LOSSES[kind](vgg19_state, 0), kind, config, bench, {})
 
 
 def synthetic_clip(resolution: int, config: TrainConfig) -> SubjectClip:
@@ -169,7 +175,7 @@ def time_variant(name: str, batch_size: int, setup: Setup) -> dict:
            "frames_per_sample": setup.clip.sequence_length, "tf32": variant.tf32 and device.type == "cuda",
            "autocast": str(dtype).removeprefix("torch.") if dtype else None,
            "channels_last": variant.acceleration.channels_last, "compiled": variant.acceleration.compile_backend is not None,
-           "perceptual_loss": setup.perceptual_state is not None, "face_enhancer": True}
+           "perceptual_loss": setup.perceptual_kind, "face_enhancer": True}
     free_memory(device)
     reset_peaks(device)
     try:
@@ -209,7 +215,7 @@ def measure(variant: Variant, batch_size: int, setup: Setup) -> dict:
 def build_step(acceleration: Acceleration, config: TrainConfig, setup: Setup):
     """The networks, and a function that runs one training step of them on a fresh batch."""
     torch.manual_seed(0)
-    networks = build_networks(setup.arguments, setup.perceptual_state, config, setup.device, acceleration=acceleration)
+    networks = build_networks(setup.arguments, setup.perceptual(), config, setup.device, acceleration=acceleration)
     rng = torch.Generator(device=setup.device).manual_seed(0)
     return networks, lambda: train_step(networks, setup.clip.training_batch(rng, config.batch_size), config)
 

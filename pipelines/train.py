@@ -22,16 +22,16 @@ from reenact.body import retarget as body_retarget
 from reenact.body.crop import Crop
 from reenact.body.head import face_crop_size, head_centers
 from reenact.config import TrainConfig, config_dict
-from reenact.data import SubjectClip, center_proxy, to_uint8
+from reenact.data import SubjectClip, center_proxy, to_model_range, to_uint8
 from reenact.distributed import World, gather_tensors, join_world, leave_world, max_across, wrapper
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
 from reenact.face.regions import face_regions
 from reenact.files import atomic_path, check_writable, write_json
-from reenact.models import load_vgg19_features_state
+from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
-from reenact.subject import Subject
+from reenact.subject import BACKGROUND, Subject
 from reenact.training import (Budget, Networks, build_networks, compiled_graphs, configure_backends,
                               generate_sequence, sequence_length, train_step, unwrap)
 from reenact.translator import face_enhancer_arguments, model_arguments
@@ -58,29 +58,59 @@ def run(config: TrainConfig) -> Path:
         # 2. Data: frames and proxies at the model resolution, on the device; the last frames are held out.
         clip = load_subject_clip(subject, preset, config, world, pin_memory=device.type == "cuda").to(device)
         # 3. Networks, losses and optimizers; continue from `out` when resuming.
-        arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
+        plate = subject.background() if config.background else None
+        arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales,
+                                    background=plate is not None)
         if clip.head_centers is not None:
             arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
-        perceptual_state, perceptual_reason = load_vgg19_features_state()
-        if perceptual_state is None and world.is_main:
-            warn(f"training without the VGG perceptual loss: {perceptual_reason}; `reenact weights fetch vgg19` downloads it")
+        perceptual, perceptual_record = perceptual_loss(config, world)
         # The seed comes first, so it fixes the initial weights too.
         torch.manual_seed(config.seed)
         configure_backends(device)
         budget = Budget(config.steps, config.minutes and config.minutes * 60, started,
                         agree_every=1 if world.size == 1 else config.log_every)
-        networks = build_networks(arguments, perceptual_state, config, device, wrapper(world, device), done=budget.done)
+        networks = build_networks(arguments, perceptual, config, device, wrapper(world, device), done=budget.done)
+        if plate is not None:
+            paint_over(networks, plate, preset.resolution, device)
+            if world.is_main:
+                info(f"painting the person over the background plate ({subject.root / BACKGROUND})")
         rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
         start_step = resume(out, networks, arguments, rng, subject, world, config.seed, budget) if config.resume else 0
         # 4. The loop, with progress, TensorBoard scalars, sample grids and periodic checkpoints.
         save = lambda step, stopped: save_checkpoint(out, step, networks, arguments, subject, config, preset,
-                                                     perceptual_reason, rng, clip, world, budget, stopped)
+                                                     perceptual_record, rng, clip, world, budget, stopped)
         step = train_loop(clip, networks, config, rng, start_step, budget, run_folder, save, world)
         if world.is_main:
             info(f"wrote {out} (step {step}); samples and TensorBoard logs in {run_folder}/")
     finally:
         leave_world(world)
     return out
+
+
+def paint_over(networks: Networks, plate: np.ndarray, resolution: int, device: torch.device) -> None:
+    """Give the generator and its EMA the subject's background plate, at the model's resolution."""
+    image = cv2.resize(plate, (resolution, resolution), interpolation=cv2.INTER_AREA)
+    tensor = to_model_range(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
+    for generator in (unwrap(networks.generator), networks.ema):
+        if generator is not None:
+            generator.plate.copy_(tensor)
+
+
+def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module | None, dict]:
+    """The perceptual loss network and its record for the checkpoint: VGG19 where its weights are
+    cached, else (for auto) the random-weight network, with a warning that says how to get VGG19."""
+    vgg19_state, missing = load_vgg19_features_state()
+    kind = config.perceptual_loss
+    if kind == "auto":
+        kind = "vgg19" if vgg19_state is not None else "random"
+        if missing and world.is_main:
+            warn(f"perceptual loss: a fixed random-weight network instead of VGG19 ({missing}; "
+                 f"`reenact weights fetch vgg19` downloads it)")
+    elif kind == "vgg19" and vgg19_state is None:
+        raise ReenactError(f"perceptual_loss = vgg19: {missing}; `reenact weights fetch vgg19` downloads it")
+    record = {"enabled": kind != "none", "kind": kind, "seed": config.seed if kind == "random" else None,
+              "reason": missing if kind != "vgg19" else ""}
+    return PERCEPTUAL_LOSSES[kind](vgg19_state, config.seed), record
 
 
 def pick_preset(config: TrainConfig, device: torch.device, subject: Subject, world: World) -> TrainConfig:
@@ -248,7 +278,7 @@ def validation_metrics(generator: torch.nn.Module, clip: SubjectClip) -> dict[st
 
 
 def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, subject: Subject, config: TrainConfig,
-                    preset: ModelPreset, perceptual_reason: str, rng: torch.Generator, clip: SubjectClip, world: World,
+                    preset: ModelPreset, perceptual_record: dict, rng: torch.Generator, clip: SubjectClip, world: World,
                     budget: Budget, stopped: str) -> None:
     """``stopped``: "steps" or "minutes" (the budget that ended training), "interrupted", or "in progress"."""
     # Every rank's sampler state, so each resumes its own stream. An interrupted run skips the
@@ -270,7 +300,7 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
         "schedulers": [s.state_dict() for s in networks.schedulers],
         **face_enhancer_state(networks),
         "target": target_description(subject),
-        "perceptual_loss": {"enabled": networks.perceptual is not None, "reason": perceptual_reason},
+        "perceptual_loss": perceptual_record,
         "validation": validation_metrics(networks.sampler, clip),
         "rng": {"samplers": samplers, "torch": torch.get_rng_state()},
     })

@@ -17,6 +17,7 @@ from reenact.errors import ReenactError
 MODES = ("auto", "body", "face")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULE_NAMES = ("constant", "linear_decay")   # reenact/training.py LR_SCHEDULES
+PERCEPTUAL_LOSS_NAMES = ("auto", "vgg19", "random", "none")   # auto, then reenact/models/losses.py PERCEPTUAL_LOSSES
 SMOOTHER_NAMES = ("one_euro", "none")               # reenact/body/smoothing.py SMOOTHERS
 FACE_LANDMARK_BACKENDS = ("mediapipe", "face_alignment")   # reenact/face/tracking.py FIT_LAYOUTS
 
@@ -63,6 +64,8 @@ class TrainConfig:
     l1_weight: float = 10.0
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 10.0
+    background: bool = True              # bodies from a still camera: paint the person over the subject's background plate
+    perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else random) | vgg19 | random | none
     temporal_weight: float = 1.0
     region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
@@ -120,7 +123,7 @@ class BenchTrainConfig:
     variants: str | None = None          # "fp32,bf16": these variants (pipelines/bench_train.py VARIANTS); default per device
     device: str = "auto"
     compile: bool = False                # also time the compiled variant (compiling takes minutes on a GPU)
-    perceptual_loss: bool = True         # the VGG loss, as `train` runs it when torchvision's VGG19 weights are cached
+    perceptual_loss: str = "auto"        # as train's; vgg19 is timed with random weights where they are not cached
     json: str | None = None              # also write the figures here
 
 
@@ -185,6 +188,7 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
 
 def _check_choices(config: Any) -> None:
     for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES),
+                          ("perceptual_loss", PERCEPTUAL_LOSS_NAMES),
                           ("smoothing", SMOOTHER_NAMES), ("face_landmarks", FACE_LANDMARK_BACKENDS)):
         value = getattr(config, name, None)
         if value is not None and value not in choices:

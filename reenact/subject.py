@@ -6,6 +6,7 @@
     proxies.npy    (T, R, R, C) uint8 conditioning images: the skeleton (C = 3) or the face's
                    correspondence image and eye-gaze map (C = 4)
     preview.mp4    the tracked skeleton over the footage, for people to look at
+    background.png bodies from a still camera: the scene without the person (R, R) RGB
 
 See docs/overview.md for the field-by-field description.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from reenact.errors import ReenactError
@@ -29,6 +31,7 @@ TRACKS = "tracks.npz"
 FRAMES = "frames.npy"
 PROXIES = "proxies.npy"
 PREVIEW = "preview.mp4"
+BACKGROUND = "background.png"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,16 @@ class Subject:
 
     def proxies(self) -> np.ndarray:
         return np.load(self.root / PROXIES, mmap_mode="r")
+
+    def background(self) -> np.ndarray | None:
+        """(R, R, 3) uint8 RGB background plate, or None (faces, a moving camera, an older subject)."""
+        name = self.meta.get("background", {}).get("file")
+        if not name:
+            return None
+        image = cv2.imread(str(self.root / name), cv2.IMREAD_COLOR)
+        if image is None or image.shape[:2] != (self.resolution, self.resolution):
+            raise ReenactError(f"{self.root / name}: unreadable or not {self.resolution}×{self.resolution}")
+        return image[..., ::-1].copy()
 
 
 def save_tracks(path: Path, **arrays: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 from reenact.body.head import crop_patches
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
-from reenact.models import (MultiscaleDiscriminator, VGGPerceptualLoss, feature_matching_loss, lsgan_discriminator_loss,
+from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, lsgan_discriminator_loss,
                             lsgan_generator_loss, masked_l1, split_outputs)
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
@@ -144,7 +144,7 @@ def local(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
-def build_networks(arguments: dict, perceptual_state: dict | None, config: TrainConfig, device: torch.device,
+def build_networks(arguments: dict, perceptual: nn.Module | None, config: TrainConfig, device: torch.device,
                    wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
                    acceleration: Acceleration | None = None, done: Callable[[int], float] | None = None) -> Networks:
     """The networks, each compiled and then wrapped (DistributedDataParallel under torchrun). ``done``
@@ -158,8 +158,7 @@ def build_networks(arguments: dict, perceptual_state: dict | None, config: Train
     image_discriminator, temporal = build_discriminators(arguments)
     image_discriminator = prepare(image_discriminator)
     temporal = nn.ModuleList(prepare(d) for d in temporal)
-    perceptual = compile_module(place(VGGPerceptualLoss(perceptual_state), device, acceleration), acceleration) \
-        if perceptual_state is not None else None
+    perceptual = compile_module(place(perceptual, device, acceleration), acceleration) if perceptual is not None else None
     adam = lambda parameters: torch.optim.Adam(parameters, lr=config.learning_rate, betas=(0.5, 0.999),
                                                fused=acceleration.fused_adam or None)
     generator_optimizer = adam(generator.parameters())
@@ -346,7 +345,7 @@ def generator_losses(networks: Networks, batch, generated, real_pairs, fake_pair
         "g_l1": config.l1_weight * masked_l1(flat_generated.float(), flat_real.float(), weights),
     }
     if networks.perceptual is not None:
-        losses["g_vgg"] = config.perceptual_weight * networks.perceptual(flat_generated, flat_real).float()
+        losses["g_perceptual"] = config.perceptual_weight * networks.perceptual(flat_generated, flat_real).float()
     return losses
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from reenact.models import GlobalGenerator, MultiscaleDiscriminator
+from reenact.models import CompositingGenerator, GlobalGenerator, MultiscaleDiscriminator
 from reenact.presets import ModelPreset
 
 
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
-                    temporal_scales: int) -> dict[str, dict[str, int]]:
-    """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them."""
+                    temporal_scales: int, background: bool = False) -> dict[str, dict[str, int]]:
+    """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
+    With ``background`` the generator also paints an alpha, over a background plate."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     return {
-        "generator": {"in_channels": proxy_channels * window + 3, "out_channels": 3, "ngf": preset.ngf,
+        "generator": {"in_channels": proxy_channels * window + 3, "out_channels": 4 if background else 3, "ngf": preset.ngf,
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
+        **({"background": {"resolution": preset.resolution}} if background else {}),
         # (proxy of t, frame t)
         "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
         # (proxies of the clip's frames, then the frames), one per time scale
@@ -38,7 +40,10 @@ def build_face_enhancer(arguments: dict) -> nn.Module | None:
 
 
 def build_generator(arguments: dict) -> nn.Module:
-    return GlobalGenerator(**arguments["generator"])
+    generator = GlobalGenerator(**arguments["generator"])
+    if "background" in arguments:
+        return CompositingGenerator(generator, arguments["background"]["resolution"])
+    return generator
 
 
 def build_discriminators(arguments: dict) -> tuple[nn.Module, nn.ModuleList]:

@@ -26,11 +26,11 @@ def gpu_validate():
 
 def test_bench_train_prints_figures_on_cpu():
     result = run_reenact("bench", "train", "--preset", "tiny", "--batch-size", "1", "--steps", "1", "--warmup", "1",
-                         "--device", "cpu")
+                         "--device", "cpu", "--perceptual-loss", "vgg19")
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout.strip().splitlines()[-1])[0]
     assert row["variant"] == "fp32" and row["images_per_s"] > 0 and row["first_step_s"] > 0
-    assert row["perceptual_loss"] and row["face_enhancer"] and not row["tf32"]
+    assert row["perceptual_loss"] == "vgg19" and row["face_enhancer"] and not row["tf32"]
     assert row["flops_per_step"] > 50e9 and row["tflops_per_s"] > 0     # 10 GFLOP without the VGG loss
     assert row["mfu"] is None and row["compile_s"] is None and row["recompiles"] is None
     assert row["peak_allocated_mb"] is None and row["peak_host_rss_mb"] > 0

@@ -15,6 +15,7 @@ import torch.multiprocessing as multiprocessing
 
 from reenact.config import TrainConfig
 from reenact.data import SubjectClip
+from reenact.models import VGGPerceptualLoss
 from reenact.presets import ModelPreset
 from reenact.training import (Acceleration, build_networks, compiled_graphs, graph_breaks, sequence_length, train_step,
                               unwrap)
@@ -41,7 +42,7 @@ def small_clip(seen_heads: np.ndarray | None = None, seed: int = 0) -> SubjectCl
 def small_networks(config: TrainConfig, acceleration: Acceleration, wrap=lambda m: m):
     arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales)
     arguments |= face_enhancer_arguments(SMALL, 3, 16)
-    return build_networks(arguments, vgg_state(), config, torch.device("cpu"), wrap, acceleration)
+    return build_networks(arguments, VGGPerceptualLoss(vgg_state()), config, torch.device("cpu"), wrap, acceleration)
 
 
 def vgg_state() -> dict:
@@ -61,7 +62,7 @@ def test_bf16_step_with_channels_last_fused_adam_checkpointing_and_face_enhancer
     generator = torch.Generator().manual_seed(0)
     for _ in range(2):
         losses = train_step(networks, small_clip().training_batch(generator, config.batch_size), config)
-    assert {"d_image", "d_temporal", "g_gan", "g_fm", "g_l1", "g_vgg", "face_d", "face_g"} <= set(losses)
+    assert {"d_image", "d_temporal", "g_gan", "g_fm", "g_l1", "g_perceptual", "face_d", "face_g"} <= set(losses)
     assert all(torch.isfinite(value) for value in losses.values()), losses
     trained = [*networks.generator.parameters(), *networks.image_discriminator.parameters(),
                *networks.face.generator.parameters()]
@@ -78,7 +79,7 @@ def test_bf16_losses_stay_close_to_fp32_at_the_first_step():
         torch.manual_seed(0)
         networks = small_networks(CONFIG, acceleration)
         losses[name] = train_step(networks, small_clip().training_batch(torch.Generator().manual_seed(0), 2), CONFIG)
-    for key in ("g_l1", "g_vgg", "d_image"):
+    for key in ("g_l1", "g_perceptual", "d_image"):
         assert losses["bf16"][key] == pytest.approx(float(losses["fp32"][key]), rel=0.05), key
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reenact.models import (GlobalGenerator, MultiscaleDiscriminator, VGGPerceptualLoss, feature_matching_loss,
+from reenact.models import (GlobalGenerator, MultiscaleDiscriminator, RandomPerceptualLoss, VGGPerceptualLoss, feature_matching_loss,
                             load_vgg19_features_state, lsgan_discriminator_loss, lsgan_generator_loss, masked_l1,
                             vgg19_features)
 
@@ -119,6 +119,29 @@ def test_vgg_checkpoint_with_wrong_shapes_is_refused_with_a_reason(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "tensor.pth")
     state, reason = load_vgg19_features_state(tmp_path / "tensor.pth")
     assert state is None and "not a state dict" in reason
+
+
+def test_random_perceptual_loss_is_fixed_by_its_seed_alone():
+    torch.manual_seed(1)
+    first = RandomPerceptualLoss(seed=3)
+    torch.manual_seed(2)                      # the global random state does not matter
+    second, other = RandomPerceptualLoss(seed=3), RandomPerceptualLoss(seed=4)
+    for a, b, c in zip(first.state_dict().values(), second.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b) and (a.abs().sum() == 0 or not torch.equal(a, c))
+    conv = first.stages[1][0]                 # He initialisation: std sqrt(2 / fan-in)
+    assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.1) and conv.bias.abs().max() == 0
+
+
+def test_random_perceptual_loss_is_zero_for_identical_images_and_grows_with_the_difference():
+    loss = RandomPerceptualLoss(seed=0)
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert loss(real, real) == 0
+    noise = torch.randn(2, 3, 32, 32)
+    near, far = (real + 0.05 * noise).requires_grad_(True), real + 0.5 * noise
+    value = loss(near, real)
+    value.backward()
+    assert 0 < value < loss(far, real) and near.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
 
 
 def test_perceptual_loss_is_zero_for_identical_images_and_trains_only_the_input():

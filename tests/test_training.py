@@ -113,7 +113,8 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_pat
 
 def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subject, tmp_path):
     out, budget_s = tmp_path / "timed.ckpt", 12.0
-    result = run_reenact("train", body_subject, "--minutes", budget_s / 60, "--out", out)
+    result = run_reenact("train", body_subject, "--minutes", budget_s / 60, "--out", out,
+                         env={"TORCH_HOME": str(tmp_path / "no weights")})
     assert result.returncode == 0, result.stderr
     # No preset given: auto picks the CPU preset, here the largest the 96 px subject allows.
     assert "preset auto: tiny (no GPU; the subject was tracked at 96px)" in " ".join(result.stderr.split())
@@ -122,6 +123,9 @@ def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subj
     # The clock counts setup too, and the last step may run over by one step (well under a second here).
     assert budget_s <= state["training_seconds"] < budget_s + 10 and state["step"] > 1
     assert state["schedulers"][0]["_last_lr"][0] < 0.1 * state["config"]["learning_rate"]   # decayed over the time
+    # Without VGG19's weights, the random-weight perceptual loss, recorded with its seed.
+    assert state["perceptual_loss"]["kind"] == "random" and state["perceptual_loss"]["seed"] == 0
+    assert "vgg19-dcbb9e9d.pth" in state["perceptual_loss"]["reason"] and "random-weight" in result.stderr
 
 
 def test_steps_bound_a_timed_run_and_the_checkpoint_says_which_budget_ended_it(body_subject, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 
 from reenact import subject as subject_files
 from reenact.body import layout
+from reenact.body.background import MOVING_CAMERA_RESIDUAL, estimate_plate
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import ground_stats
 from reenact.body.people import largest_person_only, scan_people
@@ -19,6 +20,7 @@ from reenact.body.smoothing import SMOOTHERS, fill_short_gaps
 from reenact.body.tracker import track_body
 from reenact.config import TrackConfig
 from reenact.errors import ReenactError
+from reenact.files import atomic_path
 from reenact.io import VideoInfo, VideoWriter, iter_frames
 from reenact.progress import info, progress_task, warn, with_progress
 from reenact.render.skeleton import SkeletonRenderer
@@ -74,8 +76,22 @@ def write(folder: Path, video: VideoInfo, tracks: BodyTracks, config: TrackConfi
     decoded = iter_frames(video, size=(config.resolution, config.resolution), crop=crop.box(), max_frames=frame_count)
     subject_files.fill_images(frames, with_progress(decoded, "cropping frames", frame_count), video.path)
     write_proxies(folder / subject_files.PROXIES, tracks.keypoints, crop, config.resolution)
+    background = write_background(folder, frames, tracks.valid, config)
     write_preview(folder / subject_files.PREVIEW, video, tracks.keypoints, crop, config)
-    return {"crop": crop.to_dict(), "ground": ground_stats(tracks.keypoints, tracks.valid, config.min_confidence)}
+    return {"crop": crop.to_dict(), "ground": ground_stats(tracks.keypoints, tracks.valid, config.min_confidence),
+            "background": background}
+
+
+def write_background(folder: Path, frames: np.ndarray, valid: np.ndarray, config: TrackConfig) -> dict:
+    """background.png when the camera holds still; the subject.json fields either way."""
+    plate = estimate_plate(frames, np.load(folder / subject_files.PROXIES, mmap_mode="r"), valid)
+    if plate.image is None:
+        warn(f"{config.video}: the background moves (camera motion; residual {plate.residual:.3f} > "
+             f"{MOVING_CAMERA_RESIDUAL}), so no background plate: the model will paint the whole frame")
+        return {"file": None, **plate.to_dict()}
+    with atomic_path(folder / subject_files.BACKGROUND) as tmp:
+        cv2.imwrite(str(tmp), plate.image[..., ::-1])
+    return {"file": subject_files.BACKGROUND, **plate.to_dict()}
 
 
 def write_proxies(path: Path, keypoints: np.ndarray, crop: Crop, resolution: int) -> None:

@@ -67,3 +67,27 @@ class GlobalGenerator(nn.Module):
         else:
             x = self.blocks(x)
         return self.decoder(x)
+
+
+class CompositingGenerator(nn.Module):
+    """vid2vid's foreground/background split: the generator paints colour and an alpha, and the
+    frame is that paint over a fixed background plate, the plate showing where alpha is low. The
+    plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict."""
+
+    def __init__(self, generator: GlobalGenerator, resolution: int):
+        super().__init__()
+        self.generator = generator
+        self.register_buffer("plate", torch.zeros(1, 3, resolution, resolution))
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.generator.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.generator.gradient_checkpointing = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        painted = self.generator(x)
+        alpha = (painted[:, 3:4] + 1) / 2
+        return alpha * painted[:, :3] + (1 - alpha) * self.plate

@@ -6,6 +6,8 @@ patch logits, as MultiscaleDiscriminator returns them.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -103,7 +105,66 @@ class VGGPerceptualLoss(nn.Module):
         return activations
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            real_activations = self._activations(real)
-        fake_activations = self._activations(fake)
-        return sum(w * F.l1_loss(f, r) for w, f, r in zip(VGG_WEIGHTS, fake_activations, real_activations))
+        return activation_l1(self._activations, fake, real, VGG_WEIGHTS)
+
+
+def activation_l1(activations: Callable[[torch.Tensor], list[torch.Tensor]], fake: torch.Tensor, real: torch.Tensor,
+                  weights: tuple[float, ...]) -> torch.Tensor:
+    """The weighted sum of L1 distances between the activations of ``fake`` and ``real``; only ``fake`` gets gradients."""
+    with torch.no_grad():
+        real_activations = activations(real)
+    return sum(w * F.l1_loss(f, r) for w, f, r in zip(weights, activations(fake), real_activations))
+
+
+# The random perceptual network: channels of its stages, two 3×3 convolutions each, halving the size between them.
+RANDOM_PERCEPTUAL_CHANNELS = (16, 32, 64)
+RANDOM_PERCEPTUAL_SCALES = 2     # the image, then at half size
+
+
+class RandomPerceptualLoss(nn.Module):
+    """Generic Perceptual Loss (Liu et al., CVPR 2021): L1 between the activations of a fixed CNN with
+    random weights, on the image and on it at half size. It needs no download and, those authors
+    report, does about as well as pretrained VGG. ``seed`` fixes the network, independently of
+    torch's global random state; inputs are images in [-1, 1] and only ``fake`` gets gradients.
+    """
+
+    def __init__(self, seed: int = 0, channels: tuple[int, ...] = RANDOM_PERCEPTUAL_CHANNELS):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        stages, inputs = [], 3
+        for width in channels:
+            stages.append(nn.Sequential(random_conv(inputs, width, generator), nn.ReLU(),
+                                        random_conv(width, width, generator), nn.ReLU()))
+            inputs = width
+        self.stages = nn.ModuleList(stages).requires_grad_(False)
+
+    def _activations(self, images: torch.Tensor) -> list[torch.Tensor]:
+        activations = []
+        for scale in range(RANDOM_PERCEPTUAL_SCALES):
+            x = F.avg_pool2d(images, 2 ** scale) if scale else images
+            for index, stage in enumerate(self.stages):
+                x = stage(F.avg_pool2d(x, 2) if index else x)
+                activations.append(x)
+        return activations
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        count = RANDOM_PERCEPTUAL_SCALES * len(self.stages)
+        return activation_l1(self._activations, fake, real, (1 / count,) * count)
+
+
+def random_conv(inputs: int, outputs: int, generator: torch.Generator) -> nn.Conv2d:
+    """A 3×3 convolution with He-normal weights drawn from ``generator`` and zero bias."""
+    conv = nn.Conv2d(inputs, outputs, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2.0 / (inputs * 9)) ** 0.5)
+        conv.bias.zero_()
+    return conv
+
+
+# The `perceptual_loss` setting: each kind built from VGG19's feature weights (None where they are
+# absent) and the seed.
+PERCEPTUAL_LOSSES: dict[str, Callable[[dict | None, int], nn.Module | None]] = {
+    "vgg19": lambda vgg19_state, seed: VGGPerceptualLoss(vgg19_state),
+    "random": lambda vgg19_state, seed: RandomPerceptualLoss(seed),
+    "none": lambda vgg19_state, seed: None,
+}

@@ -1,0 +1,90 @@
+"""The background plate: its estimate against a known scene, the moving-camera fallback, and on real clips."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import torch
+
+from reenact.body.background import MOVING_CAMERA_RESIDUAL, estimate_plate
+from reenact.models import CompositingGenerator, GlobalGenerator
+from tests.conftest import make_clip, run_reenact
+
+SIZE, FRAMES = 64, 40
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """A smooth random background, three times as wide as the frame so that it can pan."""
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 256, (8, 24, 3), dtype=np.uint8), (3 * SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+
+
+def walking_person(background_at) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a grey bar (the person) crossing the scene, and proxies with a line down its middle."""
+    frames = np.zeros((FRAMES, SIZE, SIZE, 3), np.uint8)
+    proxies = np.zeros_like(frames)
+    for t in range(FRAMES):
+        x = 8 + t * (SIZE - 16) // FRAMES
+        frames[t] = background_at(t)
+        frames[t, 10:54, x - 3:x + 4] = 128                 # inside the skeleton grown by 6 px
+        proxies[t, 12:52, x] = 255
+    return frames, proxies
+
+
+def test_plate_is_the_scene_behind_a_moving_person_from_a_still_camera():
+    background = scene()[:, :SIZE]
+    frames, proxies = walking_person(lambda t: background)
+    plate = estimate_plate(frames, proxies, np.ones(FRAMES, bool))
+    assert plate.image is not None and plate.residual < 0.005 and plate.inpainted == 0.0
+    assert np.abs(plate.image.astype(int) - background).max() <= 1
+
+
+def test_a_panning_camera_gets_no_plate():
+    wide = scene()
+    frames, proxies = walking_person(lambda t: wide[:, 2 * t:2 * t + SIZE])     # 2 px a frame
+    plate = estimate_plate(frames, proxies, np.ones(FRAMES, bool))
+    assert plate.image is None and plate.residual > MOVING_CAMERA_RESIDUAL
+
+
+def test_compositing_shows_the_plate_where_alpha_is_low_and_the_paint_where_it_is_high():
+    torch.manual_seed(0)
+    composite = CompositingGenerator(GlobalGenerator(6, out_channels=4, ngf=8, n_downsample=2, n_blocks=1), SIZE)
+    composite.plate.uniform_(-1, 1)
+    with torch.no_grad():
+        last = composite.generator.decoder[-2]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.5, 0.5, 0.5, -20.0]))     # alpha ≈ 0: the plate
+        torch.testing.assert_close(composite(torch.rand(1, 6, SIZE, SIZE)), composite.plate)
+        last.bias[3] = 20.0                                          # alpha ≈ 1: the paint, tanh(0.5)
+        torch.testing.assert_close(composite(torch.rand(1, 6, SIZE, SIZE)), torch.full((1, 3, SIZE, SIZE), np.tanh(0.5)))
+    assert "plate" in composite.state_dict()
+
+
+def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(body_subject, tmp_path):
+    meta = json.loads((body_subject / "subject.json").read_text())
+    assert meta["background"]["static_camera"] and meta["background"]["file"] == "background.png"
+    assert meta["background"]["residual"] < MOVING_CAMERA_RESIDUAL
+    plate = cv2.imread(str(body_subject / "background.png"))
+    assert plate.shape == (meta["resolution"], meta["resolution"], 3)
+    checkpoint = tmp_path / "plate.ckpt"
+    result = run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", checkpoint)
+    assert result.returncode == 0, result.stderr
+    assert "background plate" in result.stderr
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["model"]["background"] == {"resolution": 96} and state["model"]["generator"]["out_channels"] == 4
+    stored = ((state["generator"]["plate"][0].permute(1, 2, 0) + 1) * 127.5).round().numpy()
+    assert np.abs(stored - plate[..., ::-1]).mean() < 1.0      # the plate travels in the checkpoint
+
+
+def test_a_panning_clip_is_tracked_without_a_plate_and_says_why(example_source, tmp_path):
+    # The example panned 3 px a frame: a 480-wide window sliding across the 640-wide frame.
+    panning = make_clip(tmp_path / "pan.mp4", "-i", str(example_source), "-t", "2",
+                        "-vf", "crop=480:360:'min(n*3,160)':0")
+    result = run_reenact("track", panning, "--mode", "body", "--resolution", 96, "--out", tmp_path / "subject")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "subject" / "subject.json").read_text())
+    assert not meta["background"]["static_camera"] and meta["background"]["file"] is None
+    assert "the background moves" in " ".join(result.stderr.split())
+    assert not (tmp_path / "subject" / "background.png").exists()
