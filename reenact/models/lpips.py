@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reenact.models.vgg import read_feature_state
+from reenact.models.vgg import features_from_layout, read_feature_state
 from reenact.weights import PUBLISHED, hub_checkpoints
 
 # torchvision's alexnet().features: (out channels, kernel, stride, padding) per convolution, "M" for max-pooling.
@@ -32,16 +32,7 @@ LINEAR_WEIGHTS = Path("weights") / "v0.1" / "alex.pth"
 
 def alexnet_features() -> nn.Sequential:
     """Layers laid out as torchvision's ``alexnet().features``, so its state-dict keys load as they are."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in ALEXNET_LAYOUT:
-        if item == "M":
-            layers.append(nn.MaxPool2d(3, 2))
-        else:
-            out_channels, kernel, stride, padding = item
-            layers += [nn.Conv2d(channels, out_channels, kernel, stride, padding), nn.ReLU(inplace=False)]
-            channels = out_channels
-    return nn.Sequential(*layers)
+    return features_from_layout(ALEXNET_LAYOUT, lambda: nn.MaxPool2d(3, 2))
 
 
 class LearnedPerceptualDistance(nn.Module):

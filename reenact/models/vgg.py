@@ -17,14 +17,22 @@ VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 
 def vgg19_features() -> nn.Sequential:
     """Layers laid out as torchvision's ``vgg19().features``, so its state-dict keys load as they are."""
+    layout = tuple(item if item == "M" else (item, 3, 1, 1) for item in VGG19_LAYOUT)
+    return features_from_layout(layout, lambda: nn.MaxPool2d(2, 2))
+
+
+def features_from_layout(layout: tuple, pool: Callable[[], nn.Module]) -> nn.Sequential:
+    """A convolution and a ReLU per (out channels, kernel, stride, padding) item, ``pool()`` per "M",
+    numbered as torchvision numbers its ``features`` layers."""
     layers: list[nn.Module] = []
     channels = 3
-    for item in VGG19_LAYOUT:
+    for item in layout:
         if item == "M":
-            layers.append(nn.MaxPool2d(2, 2))
+            layers.append(pool())
         else:
-            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=False)]
-            channels = item
+            out_channels, kernel, stride, padding = item
+            layers += [nn.Conv2d(channels, out_channels, kernel, stride, padding), nn.ReLU(inplace=False)]
+            channels = out_channels
     return nn.Sequential(*layers)
 
 
