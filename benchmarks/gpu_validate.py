@@ -597,7 +597,7 @@ def stage_train(context: Context, clip: str) -> dict:
     if same and previous.get("finished"):
         return previous          # done in an earlier stage
     resume = same and previous.get("finished") is False
-    perceptual = "vgg19" if load_vgg19_features_state()[0] is not None else "random"     # as train's auto picks
+    perceptual = "vgg19" if load_vgg19_features_state()[0] is not None else "none"     # as train's auto picks
     steps = previous.get("steps_total") if resume else context.profile.quality_steps or calibrated_steps(context)
     finished = run_cli(context, "train", subject, "--preset", context.preset("256"), "--steps", steps, "--out", checkpoint,
                        "--device", context.device, *["--resume"] * resume, stop_after=context.profile.slice_seconds,

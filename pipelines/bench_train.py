@@ -148,7 +148,7 @@ def make_setup(preset: ModelPreset, device: torch.device, bench: BenchTrainConfi
     arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
     # Random VGG19 weights where torchvision's are not cached: the same FLOPs.
     vgg19_state = load_vgg19_features_state()[0]
-    kind = bench.perceptual_loss if bench.perceptual_loss != "auto" else ("vgg19" if vgg19_state is not None else "random")
+    kind = bench.perceptual_loss if bench.perceptual_loss != "auto" else ("vgg19" if vgg19_state is not None else "none")
     if kind == "vgg19" and vgg19_state is None:
         torch.manual_seed(0)
         vgg19_state = vgg19_features().state_dict()

@@ -98,14 +98,15 @@ def paint_over(networks: Networks, plate: np.ndarray, resolution: int, device: t
 
 def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module | None, dict]:
     """The perceptual loss network and its record for the checkpoint: VGG19 where its weights are
-    cached, else (for auto) the random-weight network, with a warning that says how to get VGG19."""
+    cached, else (for auto) none, with a warning that says how to get VGG19. The random-weight
+    network is not auto's fallback: on the fidelity benchmark it did not help (docs/overview.md)."""
     vgg19_state, missing = load_vgg19_features_state()
     kind = config.perceptual_loss
     if kind == "auto":
-        kind = "vgg19" if vgg19_state is not None else "random"
+        kind = "vgg19" if vgg19_state is not None else "none"
         if missing and world.is_main:
-            warn(f"perceptual loss: a fixed random-weight network instead of VGG19 ({missing}; "
-                 f"`reenact weights fetch vgg19` downloads it)")
+            warn(f"training without a perceptual loss: {missing}; `reenact weights fetch vgg19` downloads it "
+                 f"(perceptual_loss = \"random\" in a --config file uses a fixed random-weight network)")
     elif kind == "vgg19" and vgg19_state is None:
         raise ReenactError(f"perceptual_loss = vgg19: {missing}; `reenact weights fetch vgg19` downloads it")
     record = {"enabled": kind != "none", "kind": kind, "seed": config.seed if kind == "random" else None,

@@ -65,7 +65,7 @@ class TrainConfig:
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 10.0
     background: bool = True              # bodies from a still camera: paint the person over the subject's background plate
-    perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else random) | vgg19 | random | none
+    perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else none) | vgg19 | random | none
     temporal_weight: float = 1.0
     region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)

@@ -123,9 +123,18 @@ def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subj
     # The clock counts setup too, and the last step may run over by one step (well under a second here).
     assert budget_s <= state["training_seconds"] < budget_s + 10 and state["step"] > 1
     assert state["schedulers"][0]["_last_lr"][0] < 0.1 * state["config"]["learning_rate"]   # decayed over the time
-    # Without VGG19's weights, the random-weight perceptual loss, recorded with its seed.
-    assert state["perceptual_loss"]["kind"] == "random" and state["perceptual_loss"]["seed"] == 0
-    assert "vgg19-dcbb9e9d.pth" in state["perceptual_loss"]["reason"] and "random-weight" in result.stderr
+    # Without VGG19's weights: no perceptual loss, and the checkpoint says why.
+    assert state["perceptual_loss"]["kind"] == "none" and not state["perceptual_loss"]["enabled"]
+    assert "vgg19-dcbb9e9d.pth" in state["perceptual_loss"]["reason"] and "weights fetch vgg19" in result.stderr
+
+
+def test_the_random_perceptual_loss_is_recorded_with_its_seed(body_subject, tmp_path):
+    settings, out = tmp_path / "random.toml", tmp_path / "random.ckpt"
+    settings.write_text('perceptual_loss = "random"\nseed = 7\n')
+    result = run_reenact("train", body_subject, "--steps", 2, "--config", settings, "--out", out)
+    assert result.returncode == 0, result.stderr
+    record = torch.load(out, weights_only=True)["perceptual_loss"]
+    assert (record["enabled"], record["kind"], record["seed"]) == (True, "random", 7)
 
 
 def test_steps_bound_a_timed_run_and_the_checkpoint_says_which_budget_ended_it(body_subject, tmp_path):
