@@ -587,7 +587,7 @@ def stage_track(context: Context, clip: str) -> dict:
 def stage_train(context: Context, clip: str) -> dict:
     """Train for the profile's time: the step count comes from the measured step rate, so the
     learning-rate schedule runs its whole course; a stage trains at most slice_seconds, the next resumes."""
-    from reenact.models import load_vgg19_features_state
+    from reenact.models import load_vgg19_features_state, perceptual_kind
 
     subject, checkpoint = quality_paths(context, clip)
     if not (subject / "subject.json").is_file():
@@ -597,7 +597,7 @@ def stage_train(context: Context, clip: str) -> dict:
     if same and previous.get("finished"):
         return previous          # done in an earlier stage
     resume = same and previous.get("finished") is False
-    perceptual = "vgg19" if load_vgg19_features_state()[0] is not None else "none"     # as train's auto picks
+    perceptual = perceptual_kind("auto", load_vgg19_features_state()[0] is not None)
     steps = previous.get("steps_total") if resume else context.profile.quality_steps or calibrated_steps(context)
     finished = run_cli(context, "train", subject, "--preset", context.preset("256"), "--steps", steps, "--out", checkpoint,
                        "--device", context.device, *["--resume"] * resume, stop_after=context.profile.slice_seconds,

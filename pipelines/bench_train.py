@@ -30,7 +30,7 @@ from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.files import atomic_path
-from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, vgg19_features
+from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind, vgg19_features
 from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
 from reenact.progress import console, info
 from reenact.training import (Acceleration, build_networks, compiled_graphs, configure_backends, sequence_length,
@@ -148,7 +148,7 @@ def make_setup(preset: ModelPreset, device: torch.device, bench: BenchTrainConfi
     arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
     # Random VGG19 weights where torchvision's are not cached: the same FLOPs.
     vgg19_state = load_vgg19_features_state()[0]
-    kind = bench.perceptual_loss if bench.perceptual_loss != "auto" else ("vgg19" if vgg19_state is not None else "none")
+    kind = perceptual_kind(bench.perceptual_loss, vgg19_state is not None)
     if kind == "vgg19" and vgg19_state is None:
         torch.manual_seed(0)
         vgg19_state = vgg19_features().state_dict()

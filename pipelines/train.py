@@ -28,7 +28,7 @@ from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
 from reenact.face.regions import face_regions
 from reenact.files import atomic_path, check_writable, write_json
-from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state
+from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
 from reenact.subject import BACKGROUND, Subject
@@ -101,9 +101,8 @@ def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module 
     cached, else (for auto) none, with a warning that says how to get VGG19. The random-weight
     network is not auto's fallback: on the fidelity benchmark it did not help (docs/overview.md)."""
     vgg19_state, missing = load_vgg19_features_state()
-    kind = config.perceptual_loss
-    if kind == "auto":
-        kind = "vgg19" if vgg19_state is not None else "none"
+    kind = perceptual_kind(config.perceptual_loss, vgg19_state is not None)
+    if config.perceptual_loss == "auto":
         if missing and world.is_main:
             warn(f"training without a perceptual loss: {missing}; `reenact weights fetch vgg19` downloads it "
                  f"(perceptual_loss = \"random\" in a --config file uses a fixed random-weight network)")
@@ -290,7 +289,7 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
     ckpt.save_checkpoint(out, {
         "format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, "mode": subject.mode,
         "step": step, "world_size": world.size, "stopped": stopped,
-        "training_seconds": budget.spent + time.perf_counter() - budget.start, "config": config_dict(config), "preset": preset.to_dict(),
+        "training_seconds": budget.seconds_spent(), "config": config_dict(config), "preset": preset.to_dict(),
         "resolution": preset.resolution, "window": config.window, "model": arguments,
         "generator": unwrap(networks.generator).state_dict(),
         "generator_ema": networks.ema.state_dict() if networks.ema is not None else None,

@@ -52,7 +52,11 @@ class Budget:
     def update(self, step: int, agree: Callable[[float], float]) -> None:
         """Read the clock (at agreement steps only where ``agree`` is a collective)."""
         if self.seconds is not None and step % self.agree_every == 0:
-            self.elapsed = agree(self.spent + time.perf_counter() - self.start)
+            self.elapsed = agree(self.seconds_spent())
+
+    def seconds_spent(self) -> float:
+        """This rank's own clock: the time before a resume plus this run's."""
+        return self.spent + time.perf_counter() - self.start
 
     def done(self, step: int) -> float:
         """The share of training done at ``step``, 0 to 1: of the time when there is a time budget."""

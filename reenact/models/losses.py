@@ -161,6 +161,14 @@ def random_conv(inputs: int, outputs: int, generator: torch.Generator) -> nn.Con
     return conv
 
 
+def perceptual_kind(setting: str, vgg19_cached: bool) -> str:
+    """The kind the `perceptual_loss` setting names; ``auto`` is VGG19 where its weights are cached,
+    else none (the random network did not help on the fidelity benchmark)."""
+    if setting != "auto":
+        return setting
+    return "vgg19" if vgg19_cached else "none"
+
+
 # The `perceptual_loss` setting: each kind built from VGG19's feature weights (None where they are
 # absent) and the seed.
 PERCEPTUAL_LOSSES: dict[str, Callable[[dict | None, int], nn.Module | None]] = {
