@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from reenact.body.background import MOVING_CAMERA_RESIDUAL, estimate_plate
+from reenact.body.background import MAX_INPAINTED_SHARE, MOVING_CAMERA_RESIDUAL, estimate_plate
 from reenact.models import CompositingGenerator, GlobalGenerator
 from tests.conftest import make_clip, run_reenact
 
@@ -41,11 +41,20 @@ def test_plate_is_the_scene_behind_a_moving_person_from_a_still_camera():
     assert np.abs(plate.image.astype(int) - background).max() <= 1
 
 
+def test_a_person_who_hides_most_of_the_background_gets_no_plate():
+    background = scene()[:, :SIZE]
+    frames, proxies = walking_person(lambda t: background)
+    standing = np.repeat(proxies[FRAMES // 2:FRAMES // 2 + 1], FRAMES, axis=0)     # never moves from the middle
+    plate = estimate_plate(frames, standing, np.ones(FRAMES, bool))
+    assert plate.static_camera and plate.inpainted > MAX_INPAINTED_SHARE
+    assert plate.image is None and "covers" in plate.why_none()
+
+
 def test_a_panning_camera_gets_no_plate():
     wide = scene()
     frames, proxies = walking_person(lambda t: wide[:, 2 * t:2 * t + SIZE])     # 2 px a frame
     plate = estimate_plate(frames, proxies, np.ones(FRAMES, bool))
-    assert plate.image is None and plate.residual > MOVING_CAMERA_RESIDUAL
+    assert plate.image is None and plate.residual > MOVING_CAMERA_RESIDUAL and "moves" in plate.why_none()
 
 
 def test_compositing_shows_the_plate_where_alpha_is_low_and_the_paint_where_it_is_high():

@@ -12,7 +12,7 @@ import numpy as np
 
 from reenact import subject as subject_files
 from reenact.body import layout
-from reenact.body.background import MOVING_CAMERA_RESIDUAL, estimate_plate
+from reenact.body.background import estimate_plate
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import ground_stats
 from reenact.body.people import largest_person_only, scan_people
@@ -86,8 +86,7 @@ def write_background(folder: Path, frames: np.ndarray, valid: np.ndarray, config
     """background.png when the camera holds still; the subject.json fields either way."""
     plate = estimate_plate(frames, np.load(folder / subject_files.PROXIES, mmap_mode="r"), valid)
     if plate.image is None:
-        warn(f"{config.video}: the background moves (camera motion; residual {plate.residual:.3f} > "
-             f"{MOVING_CAMERA_RESIDUAL}), so no background plate: the model will paint the whole frame")
+        warn(f"{config.video}: {plate.why_none()}, so no background plate: the model will paint the whole frame")
         return {"file": None, **plate.to_dict()}
     with atomic_path(folder / subject_files.BACKGROUND) as tmp:
         cv2.imwrite(str(tmp), plate.image[..., ::-1])
