@@ -9,7 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from reenact.config import BatchConfig, BenchTrainConfig, EvalConfig, ExportConfig, TrackConfig, TrainConfig, TransferConfig
+from reenact.config import BatchConfig, BenchTrainConfig, EvalConfig, ExportConfig, LiveConfig, TrackConfig, TrainConfig
+from reenact.config import TransferConfig
 from reenact.config import WeightsConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -123,6 +124,38 @@ def transfer(
     """Make the target perform the source's motion (default ./SOURCE_as_TARGET.mp4, with the source's audio)."""
     run_stage("transfer", TransferConfig, config, debug, source=source, checkpoint=checkpoint, out=out,
               side_by_side=side_by_side, edit=tuple(edit) if edit else None, paste_back=paste_back, device=device)
+
+
+@app.command()
+def live(
+    checkpoint: Annotated[str, typer.Argument(help="The target's checkpoint from `reenact train`.")],
+    input: Annotated[Optional[str], typer.Option(
+        "--input", help="A camera (0, /dev/video0), a file (played in real time), a URL ffmpeg opens (rtsp://, udp://, "
+                        f"http://…) or - for standard input [default: {LiveConfig.input}]")] = None,
+    output: Annotated[Optional[list[str]], typer.Option(
+        "--output", help="FILE.mp4, a stream URL (udp://127.0.0.1:PORT, rtmp://…) or virtualcam (pip install pyvirtualcam); "
+                         "repeatable.")] = None,
+    show: Annotated[Optional[bool], typer.Option("--show", help="Show the output in a window (q or Esc stops).")] = None,
+    paste_back: Annotated[Optional[bool], typer.Option(
+        "--paste-back", help="Face: composite the generated head into the target's own footage.")] = None,
+    edit: Annotated[Optional[list[str]], typer.Option(
+        "--edit", help="Face: NAME=+0.2 or NAME=-0.3 adds to an ARKit expression weight (repeatable).")] = None,
+    lookahead: Annotated[Optional[str], typer.Option(
+        help=f"hold (no delay: the window's future repeats the newest frame) | wait (hold each frame back for the "
+             f"frames after it) [default: {LiveConfig.lookahead}]")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many input frames.")] = None,
+    stats: Annotated[Optional[str], typer.Option(help="Also write the run's figures (fps, drops, latency) to this JSON file.")] = None,
+    record: Annotated[Optional[str], typer.Option(
+        help="Also write, per output frame, the input frame's number and the retargeted pose drawn (npz).")] = None,
+    device: Device = None,
+    config: ConfigFile = None,
+    debug: Debug = False,
+) -> None:
+    """Drive the target live from a camera or a stream; Ctrl-C stops and finishes the outputs."""
+    run_stage("live", LiveConfig, config, debug, checkpoint=checkpoint, input=input,
+              output=tuple(output) if output else None, show=show, paste_back=paste_back,
+              edit=tuple(edit) if edit else None, lookahead=lookahead, max_frames=max_frames, stats=stats, record=record,
+              device=device)
 
 
 @app.command("export-expressions")

@@ -152,7 +152,7 @@ def retargeted(tracks, checkpoint: dict, crops: np.ndarray | None) -> cross.Reta
 
     target, resolution = checkpoint["target"], checkpoint["resolution"]
     if checkpoint["mode"] == "face":
-        return cross.retargeted_face(face_retarget.retarget_parameters(tracks, target), crops, tracks.valid, resolution)
+        return cross.retargeted_face(face_retarget.retarget_tracks(tracks, target), crops, tracks.valid, resolution)
     keypoints = body_retarget.retarget_keypoints(tracks, target)
     return cross.retargeted_body(keypoints, tracks.valid, target["subject_resolution"], resolution)
 

@@ -15,7 +15,7 @@ from pipelines.track import MODES, check_found
 from reenact.body import retarget as body_retarget
 from reenact.checkpoint import load_checkpoint
 from reenact.config import TrackConfig, TransferConfig, config_dict
-from reenact.data import center_proxy, generator_input, resize_uint8, to_model_range, to_uint8, window_offsets
+from reenact.data import center_proxy, resize_uint8, to_model_range, to_uint8, window_offsets
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.face import retarget as face_retarget
@@ -24,7 +24,7 @@ from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
 from reenact.progress import info, progress_task
 from reenact.body.head import paste_patches
 from reenact.training import enhance_faces
-from reenact.translator import build_face_enhancer, build_generator
+from reenact.translator import StreamingTranslator, build_face_enhancer, build_generator
 
 FEATHER = 0.08   # of the crop side: the soft edge when pasting back
 
@@ -107,18 +107,13 @@ def proxy_windows(render_proxy: Callable[[int], torch.Tensor], frame_count: int,
         cache.pop(t + offsets[0], None)
 
 
-@torch.no_grad()
 def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Tensor], frame_count: int, window: int,
              device: torch.device, feedback: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(proxy as RGB, generated frame) pairs, each (R, R, 3) uint8; ``feedback`` feeds back the previous output."""
-    previous = None
+    translate = StreamingTranslator(generator, window, feedback)
     for proxy_window in proxy_windows(render_proxy, frame_count, window):
-        proxies = to_model_range(proxy_window[None].to(device))
-        if previous is None or not feedback:
-            previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
-        previous = generator(generator_input(proxies, previous))
         middle = center_proxy(proxy_window[None], window)[0, :3]
-        yield middle.permute(1, 2, 0).numpy(), to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy()
+        yield middle.permute(1, 2, 0).numpy(), translate(proxy_window)
 
 
 def load_face_enhancer(checkpoint: dict, device: torch.device) -> torch.nn.Module | None:
@@ -129,26 +124,37 @@ def load_face_enhancer(checkpoint: dict, device: torch.device) -> torch.nn.Modul
     return enhancer.to(device).eval()
 
 
-@torch.no_grad()
 def enhance(results: Iterator[tuple[np.ndarray, np.ndarray]], enhancer: torch.nn.Module, heads: np.ndarray, size: int,
             device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Everybody Dance Now's face GAN on each generated frame, where the source showed a head."""
-    for (proxy, frame), (x, y, seen) in zip(results, heads):
-        if seen > 0.5:
-            image = to_model_range(torch.as_tensor(frame).permute(2, 0, 1)[None].to(device))
-            proxies = to_model_range(torch.as_tensor(proxy).permute(2, 0, 1)[None].to(device))
-            center = torch.tensor([[x, y]], device=device)
-            enhanced, _ = enhance_faces(enhancer, image, proxies, center, size)
-            frame = to_uint8(paste_patches(image, enhanced, center)[0]).permute(1, 2, 0).cpu().numpy()
-        yield proxy, frame
+    for (proxy, frame), head in zip(results, heads):
+        yield proxy, enhance_frame(enhancer, proxy, frame, head, size, device)
+
+
+@torch.no_grad()
+def enhance_frame(enhancer: torch.nn.Module, proxy: np.ndarray, frame: np.ndarray, head: np.ndarray, size: int,
+                  device: torch.device) -> np.ndarray:
+    """One (R, R, 3) uint8 frame with its face enhanced around ``head`` (x, y, seen), if seen."""
+    x, y, seen = head
+    if seen <= 0.5:
+        return frame
+    image = to_model_range(torch.as_tensor(frame).permute(2, 0, 1)[None].to(device))
+    proxies = to_model_range(torch.as_tensor(proxy).permute(2, 0, 1)[None].to(device))
+    center = torch.tensor([[x, y]], device=device)
+    enhanced, _ = enhance_faces(enhancer, image, proxies, center, size)
+    return to_uint8(paste_patches(image, enhanced, center)[0]).permute(1, 2, 0).cpu().numpy()
 
 
 def paste_back(results: Iterator[tuple[np.ndarray, np.ndarray]], crops: np.ndarray, target: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Composite each generated crop into the target's own footage (looped) with a feathered edge."""
-    target_video = probe_video(target["source_video"])
-    footage = itertools.chain.from_iterable(iter_frames(target_video) for _ in itertools.count())
-    for (proxy, generated), crop, frame in zip(results, crops, footage):
+    for (proxy, generated), crop, frame in zip(results, crops, looped_footage(target)):
         yield proxy, composite(frame, generated, crop)
+
+
+def looped_footage(target: dict) -> Iterator[np.ndarray]:
+    """The target's own video, frame by frame, over and over."""
+    target_video = probe_video(target["source_video"])
+    return itertools.chain.from_iterable(iter_frames(target_video) for _ in itertools.count())
 
 
 def composite(frame: np.ndarray, generated: np.ndarray, crop: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ LR_SCHEDULE_NAMES = ("constant", "linear_decay")   # reenact/training.py LR_SCHE
 PERCEPTUAL_LOSS_NAMES = ("auto", "vgg19", "random", "none")   # auto, then reenact/models/losses.py PERCEPTUAL_LOSSES
 SMOOTHER_NAMES = ("one_euro", "none")               # reenact/body/smoothing.py SMOOTHERS
 FACE_LANDMARK_BACKENDS = ("mediapipe", "face_alignment")   # reenact/face/tracking.py FIT_LAYOUTS
+LOOKAHEAD_NAMES = ("hold", "wait")                  # reenact/live/window.py LOOKAHEADS
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,26 @@ class TransferConfig:
     paste_back: bool = False             # face: composite the generated crop into the target's footage
     edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
     crf: int = 18
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    checkpoint: str
+    input: str = "0"                     # camera number or /dev/videoN, a file, a URL ffmpeg opens, or - (stdin)
+    output: tuple[str, ...] = ()         # FILE.mp4, a stream URL (udp://, rtmp://, …) or virtualcam; several allowed
+    show: bool = False                   # a window on the screen
+    device: str = "auto"
+    paste_back: bool = False             # face: composite the generated crop into the target's footage
+    edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
+    lookahead: str = "hold"              # hold: the window's future is the current frame; wait: hold frames back for it
+    max_side: int = 640                  # long side of the frames the trackers see
+    realtime: bool = True                # a file input is played at its own frame rate, as a camera delivers
+    max_frames: int | None = None        # stop after this many input frames
+    stall_seconds: float = 2.0           # no frame this long: say the input stalled (the last output holds)
+    stop_after_seconds: float = 10.0     # no frame this long: stop, finishing the outputs
+    absent_seconds: float = 2.0          # nobody in view this long: say so (the last output holds)
+    stats: str | None = None             # also write the run's figures here (JSON)
+    record: str | None = None            # also write, per output frame, its input frame and the pose drawn (npz)
 
 
 @dataclass(frozen=True)
@@ -189,7 +210,8 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
 def _check_choices(config: Any) -> None:
     for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES),
                           ("perceptual_loss", PERCEPTUAL_LOSS_NAMES),
-                          ("smoothing", SMOOTHER_NAMES), ("face_landmarks", FACE_LANDMARK_BACKENDS)):
+                          ("smoothing", SMOOTHER_NAMES), ("face_landmarks", FACE_LANDMARK_BACKENDS),
+                          ("lookahead", LOOKAHEAD_NAMES)):
         value = getattr(config, name, None)
         if value is not None and value not in choices:
             raise ReenactError(f"setting {name}: {value!r} is not one of {', '.join(choices)}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from torch import nn
 
+from reenact.data import generator_input, to_model_range, to_uint8
 from reenact.models import CompositingGenerator, GlobalGenerator, MultiscaleDiscriminator
 from reenact.presets import ModelPreset
 
@@ -51,3 +54,25 @@ def build_discriminators(arguments: dict) -> tuple[nn.Module, nn.ModuleList]:
     temporal = nn.ModuleList(MultiscaleDiscriminator(**arguments["temporal_discriminator"])
                              for _ in range(arguments["temporal_scales"]["count"]))
     return MultiscaleDiscriminator(**arguments["image_discriminator"]), temporal
+
+
+class StreamingTranslator:
+    """The generator run one frame at a time, each frame from its proxy window and the previous
+    output (Everybody Dance Now's feedback); what `transfer`, `eval` and `live` all call."""
+
+    def __init__(self, generator: nn.Module, window: int, feedback: bool = True):
+        self.generator, self.window, self.feedback = generator, window, feedback
+        self.previous: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.previous = None
+
+    @torch.no_grad()
+    def __call__(self, proxy_window: torch.Tensor) -> np.ndarray:
+        """(C·window, R, R) uint8 proxies around t → (R, R, 3) uint8 frame t."""
+        device = next(self.generator.parameters()).device
+        proxies = to_model_range(proxy_window[None].to(device))
+        if self.previous is None or not self.feedback:
+            self.previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
+        self.previous = self.generator(generator_input(proxies, self.previous))
+        return to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()

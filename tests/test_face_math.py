@@ -14,7 +14,7 @@ from reenact.face.fitting import FitSettings, fit_clip
 from reenact.face.gaze import eye_look_weights, irises_from_offsets, raw_iris_offsets
 from reenact.face.geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_euler_degrees, project
 from reenact.face.model import load_face_model
-from reenact.face.retarget import apply_edits, mean_rotation, retarget_pose
+from reenact.face.retarget import apply_edits, mean_rotation, retarget_pose, source_mean_pose
 from reenact.render.rasterizer import rasterize
 
 MODEL = load_face_model()
@@ -140,7 +140,7 @@ def test_retargeting_applies_relative_motion_around_the_target_mean():
     rotations = axis_angle_to_matrix(torch.tensor([[0.0, 0.2, 0.0], [0.0, -0.2, 0.0], [0.0, 0.4, 0.0]])).numpy()
     translations = np.array([[0.0, 0, -50], [0, 0, -50], [2, 0, -50]])
     target = {"mean_rotation": np.eye(3).tolist(), "mean_translation": [1.0, 1.0, -100.0]}
-    rotation, translation = retarget_pose(rotations, translations, np.ones(3, bool), target)
+    rotation, translation = retarget_pose(rotations, translations, source_mean_pose(rotations, translations, np.ones(3, bool)), target)
     source_mean = mean_rotation(rotations)
     np.testing.assert_allclose(rotation, rotations @ source_mean.T, atol=1e-6)
     np.testing.assert_allclose(translation[2], [1.0 + (2 - 2 / 3) * 2, 1.0, -100.0], atol=1e-5)

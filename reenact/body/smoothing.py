@@ -36,26 +36,40 @@ def _missing_runs(present: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)))
 
 
+class OneEuroFilter:
+    """One-Euro filter (Casiez et al. 2012), one sample at a time, vectorised over points.
+
+    The cutoff rises with speed, so slow jitter is smoothed hard while fast motion keeps up. It
+    is causal: ``live`` runs it frame by frame, ``track`` over a whole clip (``one_euro``).
+    A point restarts after every gap; missing samples pass through untouched.
+    """
+
+    def __init__(self, fps: float, min_cutoff: float, beta: float, d_cutoff: float):
+        self.fps, self.min_cutoff, self.beta = fps, min_cutoff, beta
+        self.alpha_d = _smoothing_factor(fps, d_cutoff)
+        self.state = self.derivative = self.was_present = None
+
+    def __call__(self, sample: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """(K, D) sample, (K,) present → the filtered (K, D) sample (float64)."""
+        sample = np.asarray(sample, np.float64)
+        if self.state is None:
+            self.state, self.derivative, self.was_present = sample.copy(), np.zeros_like(sample), present.copy()
+            return sample.copy()
+        restart = (present & ~self.was_present)[:, None]
+        self.derivative = np.where(restart, 0.0, self.alpha_d * (sample - self.state) * self.fps
+                                   + (1 - self.alpha_d) * self.derivative)
+        alpha = _smoothing_factor(self.fps, self.min_cutoff + self.beta * np.abs(self.derivative))
+        filtered = np.where(restart, sample, alpha * sample + (1 - alpha) * self.state)
+        self.state = np.where(present[:, None], filtered, self.state)
+        self.was_present = present.copy()
+        return np.where(present[:, None], filtered, sample)
+
+
 def one_euro(signal: np.ndarray, present: np.ndarray, fps: float,
              min_cutoff: float, beta: float, d_cutoff: float) -> np.ndarray:
-    """One-Euro filter (Casiez et al. 2012) along axis 0 of ``signal`` (T, K, D).
-
-    The cutoff rises with speed, so slow jitter is smoothed hard while fast motion keeps up.
-    ``present`` (T, K) marks where each point exists; the filter restarts after every gap
-    and leaves missing samples untouched. One pass over time, vectorised over points.
-    """
-    smoothed = signal.astype(np.float64)
-    state = smoothed[0].copy()
-    derivative = np.zeros_like(state)
-    alpha_d = _smoothing_factor(fps, d_cutoff)
-    for t in range(1, len(signal)):
-        sample = smoothed[t]
-        restart = (present[t] & ~present[t - 1])[:, None]
-        derivative = np.where(restart, 0.0, alpha_d * (sample - state) * fps + (1 - alpha_d) * derivative)
-        alpha = _smoothing_factor(fps, min_cutoff + beta * np.abs(derivative))
-        filtered = np.where(restart, sample, alpha * sample + (1 - alpha) * state)
-        state = np.where(present[t][:, None], filtered, state)
-        smoothed[t] = np.where(present[t][:, None], filtered, sample)
+    """``OneEuroFilter`` run along axis 0 of ``signal`` (T, K, D) with ``present`` (T, K)."""
+    step = OneEuroFilter(fps, min_cutoff, beta, d_cutoff)
+    smoothed = np.stack([step(signal[t], present[t]) for t in range(len(signal))]) if len(signal) else signal.astype(np.float64)
     return smoothed.astype(signal.dtype)
 
 

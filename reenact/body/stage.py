@@ -17,7 +17,7 @@ from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import ground_stats
 from reenact.body.people import largest_person_only, scan_people
 from reenact.body.smoothing import SMOOTHERS, fill_short_gaps
-from reenact.body.tracker import track_body
+from reenact.body.tracker import person_found, track_body
 from reenact.config import TrackConfig
 from reenact.errors import ReenactError
 from reenact.files import atomic_path
@@ -49,9 +49,7 @@ def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
     smoothed = SMOOTHERS[config.smoothing](
         filled, min_confidence=config.min_confidence, fps=video.fps, scale=max(video.width, video.height),
         min_cutoff=config.one_euro_min_cutoff, beta=config.one_euro_beta, d_cutoff=config.one_euro_d_cutoff)
-    torso = [layout.POSE[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
-    valid = (smoothed[:, torso, 2] >= config.min_confidence).sum(axis=1) >= 3
-    return BodyTracks(valid, smoothed)
+    return BodyTracks(person_found(smoothed, config.min_confidence), smoothed)
 
 
 def follow_largest_person(frames: Iterator[np.ndarray], video: VideoInfo, config: TrackConfig) -> Iterator[np.ndarray]:

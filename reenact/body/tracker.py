@@ -53,6 +53,14 @@ def keypoints_from_result(result: object, width: int, height: int) -> np.ndarray
     return keypoints
 
 
+TORSO = [layout.POSE[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+
+
+def person_found(keypoints: np.ndarray, min_confidence: float) -> np.ndarray:
+    """(...,) for (..., K, 3) keypoints: a person is there when three of shoulders and hips are confident."""
+    return (keypoints[..., TORSO, 2] >= min_confidence).sum(axis=-1) >= 3
+
+
 def track_body(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> np.ndarray:
     """Raw (T, K, 3) keypoints in source pixels for RGB frames of any size with the source's aspect."""
     width, height = source_size

@@ -60,7 +60,7 @@ def retargeted_body(keypoints: np.ndarray, valid: np.ndarray, subject_resolution
 
 
 def retargeted_face(parameters: dict[str, np.ndarray], crops: np.ndarray, valid: np.ndarray, resolution: int) -> Retargeted:
-    """From reenact.face.retarget.retarget_parameters and the crops transfer renders them in."""
+    """From reenact.face.retarget.retarget_tracks and the crops transfer renders them in."""
     points, interocular = metrics.face_points_in_crop(parameters["landmarks"], crops, resolution)
     features, present = face_pose_features(parameters)
     return Retargeted(valid, points, interocular, features, present, parameters["expression"], parameters["rotation"])

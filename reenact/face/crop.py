@@ -18,10 +18,33 @@ def face_crops(landmarks: np.ndarray, valid: np.ndarray, fps: float, size: int |
     face_length = np.linalg.norm(landmarks[:, FOREHEAD, :2] - landmarks[:, CHIN, :2], axis=1)
     if size is None:
         size = int(round(CROP_FACE_LENGTHS * np.median(face_length[valid])))
-    centers = (landmarks[:, :468, :2].min(axis=1) + landmarks[:, :468, :2].max(axis=1)) / 2
-    centers = smooth_over_time(fill_invalid(centers, valid), fps * SMOOTHING_SECONDS)
+    centers = smooth_over_time(fill_invalid(face_centers(landmarks), valid), fps * SMOOTHING_SECONDS)
+    return crops_around(centers, size)
+
+
+def face_centers(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 2) middle of each frame's face box."""
+    return (landmarks[:, :468, :2].min(axis=1) + landmarks[:, :468, :2].max(axis=1)) / 2
+
+
+def crops_around(centers: np.ndarray, size: int) -> np.ndarray:
     corners = np.round(centers - size / 2 + [0, CROP_DOWN_SHIFT * size]).astype(np.int64)
     return np.concatenate([corners, np.full((len(corners), 1), size)], axis=1)
+
+
+class CausalCrop:
+    """``face_crops`` one frame at a time (live): the centre follows the face through an exponential
+    average with the Gaussian's sigma as its time constant, instead of a window both ways."""
+
+    def __init__(self, fps: float, size: int):
+        self.size, self.alpha = size, 1 - np.exp(-1 / max(fps * SMOOTHING_SECONDS, 1e-6))
+        self.center: np.ndarray | None = None
+
+    def __call__(self, landmarks: np.ndarray) -> np.ndarray:
+        """(3,) crop for one frame's (468+, 2) landmarks."""
+        center = face_centers(landmarks[None])[0]
+        self.center = center if self.center is None else self.center + self.alpha * (center - self.center)
+        return crops_around(self.center[None], self.size)[0]
 
 
 def fill_invalid(series: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -150,8 +150,15 @@ PRIOR_SCALES = {
 }
 
 
+_PRIOR_SCALES: dict[tuple[tuple[str, ...], torch.device], torch.Tensor] = {}
+
+
 def expression_prior_scale(model: FaceModel) -> torch.Tensor:
-    return torch.tensor([PRIOR_SCALES.get(n, 1.0) for n in model.expression_names], device=model.landmark_mean.device)
+    """Per expression, its prior's scale; built once per device (live calls the loss hundreds of times a second)."""
+    key = (model.expression_names, model.landmark_mean.device)
+    if key not in _PRIOR_SCALES:
+        _PRIOR_SCALES[key] = torch.tensor([PRIOR_SCALES.get(n, 1.0) for n in model.expression_names], device=key[1])
+    return _PRIOR_SCALES[key]
 
 
 def expression_weights(params: dict[str, torch.Tensor], gaze: torch.Tensor) -> torch.Tensor:

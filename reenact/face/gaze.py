@@ -54,10 +54,17 @@ def irises_from_offsets(landmarks: np.ndarray, offsets: np.ndarray) -> np.ndarra
     return np.stack(irises, axis=1)
 
 
-def iris_offsets(landmarks: np.ndarray) -> dict[str, np.ndarray]:
-    """{"R"|"L": (T, 2)} iris offset (inward, up) in eye widths relative to the clip's median."""
+def resting_offsets(landmarks: np.ndarray) -> np.ndarray:
+    """(2, 2): per eye, the median (inward, up) iris offset over the frames: where the eyes rest."""
+    return np.median(raw_iris_offsets(landmarks)[..., :2], axis=0)
+
+
+def iris_offsets(landmarks: np.ndarray, rest: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{"R"|"L": (T, 2)} iris offset (inward, up) in eye widths relative to ``rest`` (default the
+    clip's own ``resting_offsets``; live holds those of its first second)."""
     raw = raw_iris_offsets(landmarks)[..., :2]
-    return {eye: raw[:, index] - np.median(raw[:, index], axis=0) for index, eye in enumerate(EYES)}
+    rest = resting_offsets(landmarks) if rest is None else rest
+    return {eye: raw[:, index] - rest[index] for index, eye in enumerate(EYES)}
 
 
 def gaze_angles(landmarks: np.ndarray) -> np.ndarray:
@@ -67,10 +74,11 @@ def gaze_angles(landmarks: np.ndarray) -> np.ndarray:
     return np.degrees(np.arcsin(np.clip(stacked * EYE_WIDTH_OVER_RADIUS, -1, 1)))
 
 
-def eye_look_weights(landmarks: np.ndarray, expression_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def eye_look_weights(landmarks: np.ndarray, expression_names: tuple[str, ...],
+                     rest: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """eyeLookIn/Out/Up/Down_L/R weights in [0, 1], each (T,)."""
     weights = {}
-    for eye, offset in iris_offsets(landmarks).items():
+    for eye, offset in iris_offsets(landmarks, rest).items():
         sideways, vertical = offset[:, 0] / FULL_LOOK_SIDEWAYS, offset[:, 1] / FULL_LOOK_VERTICAL
         weights[f"eyeLookIn_{eye}"] = np.clip(sideways, 0, 1)
         weights[f"eyeLookOut_{eye}"] = np.clip(-sideways, 0, 1)

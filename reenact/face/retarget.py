@@ -61,15 +61,20 @@ def apply_edits(expression: np.ndarray, edits: tuple[str, ...], names: list[str]
     return edited.clip(0, 1)
 
 
-def retarget_pose(source_rotation: np.ndarray, source_translation: np.ndarray, valid: np.ndarray,
-                  target: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Source rotations and translations relative to the source's mean, applied around the target's mean.
+def source_mean_pose(rotation: np.ndarray, translation: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The source's mean head rotation (3, 3) and translation (3,) over its valid frames."""
+    return mean_rotation(rotation[valid]), translation[valid].mean(axis=0)
+
+
+def retarget_pose(source_rotation: np.ndarray, source_translation: np.ndarray,
+                  source_mean: tuple[np.ndarray, np.ndarray], target: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Source rotations and translations relative to the source's mean pose, applied around the target's mean.
 
     Translations are scaled by the ratio of the mean distances to the camera, so a step towards
-    the camera stays a step of the same apparent size.
+    the camera stays a step of the same apparent size. ``transfer`` takes the source's mean over
+    its whole clip, ``live`` over its first second.
     """
-    source_mean_rotation = mean_rotation(source_rotation[valid])
-    source_mean_translation = source_translation[valid].mean(axis=0)
+    source_mean_rotation, source_mean_translation = source_mean
     target_rotation, target_translation = np.array(target["mean_rotation"]), np.array(target["mean_translation"])
     rotation = source_rotation @ source_mean_rotation.T @ target_rotation
     depth_ratio = target_translation[2] / source_mean_translation[2]
@@ -77,33 +82,50 @@ def retarget_pose(source_rotation: np.ndarray, source_translation: np.ndarray, v
     return rotation, translation
 
 
-def retarget_parameters(tracks, target: dict, edits: tuple[str, ...] = (), model=None) -> dict[str, np.ndarray]:
-    """The source's expression (edited) and head motion on the target: expression (T, 53),
-    rotation (T, 3, 3), translation (T, 3) and the projected landmarks (T, 468, 2), target pixels."""
+def retarget_parameters(expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                        source_mean: tuple[np.ndarray, np.ndarray], target: dict, edits: tuple[str, ...] = (),
+                        model=None) -> dict[str, np.ndarray]:
+    """The source's (T, 53) expression (edited) and (T, 3, 3), (T, 3) head motion on the target:
+    expression, rotation, translation and the projected landmarks (T, 468, 2), target pixels."""
     model = load_face_model() if model is None else model
-    expression = apply_edits(tracks.expression, edits, list(model.expression_names))
-    rotation, translation = retarget_pose(tracks.fit.rotation, tracks.fit.translation, tracks.valid, target)
+    expression = apply_edits(expression, edits, list(model.expression_names))
+    rotation, translation = retarget_pose(rotation, translation, source_mean, target)
     identity, focal = np.array(target["identity"], np.float32), target["focal"]
-    center = (target["image_size"][0] / 2, target["image_size"][1] / 2)
     with torch.no_grad():
         points = model.landmarks(torch.as_tensor(identity), torch.as_tensor(expression, dtype=torch.float32))
         landmarks, _ = project(points, torch.as_tensor(rotation, dtype=torch.float32),
-                               torch.as_tensor(translation, dtype=torch.float32), torch.tensor(focal), center)
+                               torch.as_tensor(translation, dtype=torch.float32), torch.tensor(focal), image_center(target))
     return {"expression": expression, "rotation": rotation, "translation": translation, "landmarks": landmarks.numpy()}
+
+
+def retarget_tracks(tracks, target: dict, edits: tuple[str, ...] = (), model=None) -> dict[str, np.ndarray]:
+    """``retarget_parameters`` of a whole tracked clip, around its own mean pose."""
+    source_mean = source_mean_pose(tracks.fit.rotation, tracks.fit.translation, tracks.valid)
+    return retarget_parameters(tracks.expression, tracks.fit.rotation, tracks.fit.translation, source_mean, target,
+                               edits, model)
+
+
+def image_center(target: dict) -> tuple[float, float]:
+    return target["image_size"][0] / 2, target["image_size"][1] / 2
+
+
+def render_retargeted(renderer: FaceProxyRenderer, retargeted: dict[str, np.ndarray], iris_offsets: np.ndarray,
+                      crops: np.ndarray, target: dict) -> np.ndarray:
+    """(B, R, R, 4) proxies of B retargeted frames, the source's raw (B, 2, 3) iris offsets placed on
+    the target's irises, each frame in its crop of the target's frame."""
+    offsets = iris_offsets.copy()
+    offsets[..., 2] = target["iris_radius"]          # the target's irises, moved as the source's
+    irises = irises_from_offsets(retargeted["landmarks"], offsets)
+    return renderer.render(np.array(target["identity"], np.float32), retargeted["expression"], retargeted["rotation"],
+                           retargeted["translation"], target["focal"], image_center(target), crops,
+                           retargeted["landmarks"], irises)
 
 
 def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
     """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame)."""
     model = load_face_model()
-    retargeted = retarget_parameters(tracks, target, edits, model)
-    expression, rotation, translation = retargeted["expression"], retargeted["rotation"], retargeted["translation"]
-    landmarks = retargeted["landmarks"]
-    identity, focal = np.array(target["identity"], np.float32), target["focal"]
-    center = (target["image_size"][0] / 2, target["image_size"][1] / 2)
-    offsets = tracks.iris_offsets.copy()
-    offsets[..., 2] = target["iris_radius"]          # the target's irises, moved as the source's
-    irises = irises_from_offsets(landmarks, offsets)
-    crops = face_crops(landmarks, tracks.valid, fps=tracks.fps, size=target["crop_size"])
+    retargeted = retarget_tracks(tracks, target, edits, model)
+    crops = face_crops(retargeted["landmarks"], tracks.valid, fps=tracks.fps, size=target["crop_size"])
     renderer = FaceProxyRenderer(model, target["subject_resolution"])
     cache: dict[int, np.ndarray] = {}
 
@@ -111,8 +133,8 @@ def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Cal
         if t not in cache:
             cache.clear()
             batch = slice(t, t + RENDER_BATCH)
-            rendered = renderer.render(identity, expression[batch], rotation[batch], translation[batch], focal, center,
-                                       crops[batch], landmarks[batch], irises[batch])
+            rendered = render_retargeted(renderer, {k: v[batch] for k, v in retargeted.items()},
+                                         tracks.iris_offsets[batch], crops[batch], target)
             cache.update({t + i: image for i, image in enumerate(rendered)})
         return cache[t]
 

@@ -11,26 +11,51 @@ from reenact.progress import native_stderr_silenced, warn
 NUM_FACEMESH = 478
 
 
+class FaceMeshDetector:
+    """FaceMesh in video mode, frame by frame: ``track`` runs it over a clip, ``live`` over a stream."""
+
+    def __init__(self, source_size: tuple[int, int]):
+        import mediapipe as mp
+
+        self.width, self.height = source_size
+        self.crowded_frames = 0
+        with native_stderr_silenced():
+            self.model = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=False, max_num_faces=2, refine_landmarks=True,
+                min_detection_confidence=0.5, min_tracking_confidence=0.5)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        """(478, 3) landmarks of the largest face in an RGB frame (x, y in source pixels; z relative
+        depth in the same units), or None."""
+        faces = self.model.process(frame).multi_face_landmarks or []
+        points = [np.array([(p.x * self.width, p.y * self.height, p.z * self.width) for p in face.landmark], np.float32)
+                  for face in faces]
+        self.crowded_frames += len(points) > 1
+        return max(points, key=_face_area) if points else None
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __enter__(self) -> "FaceMeshDetector":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
 def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 478, 3) landmarks (x, y in source pixels; z relative depth in the same units) and (T,) found.
+    """(T, 478, 3) landmarks and (T,) found for a clip; frames without a face get zeros.
 
-    When several faces are visible the largest is kept. Frames without a face get zeros.
+    When several faces are visible the largest is kept.
     """
-    import mediapipe as mp
-
-    width, height = source_size
-    landmarks, found, crowded = [], [], 0
-    with native_stderr_silenced(), mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=2, refine_landmarks=True,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5) as model:
+    landmarks, found = [], []
+    with native_stderr_silenced(), FaceMeshDetector(source_size) as detector:
         for frame in frames:
-            faces = model.process(frame).multi_face_landmarks or []
-            points = [np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], np.float32) for face in faces]
-            landmarks.append(max(points, key=_face_area) if points else np.zeros((NUM_FACEMESH, 3), np.float32))
-            found.append(bool(points))
-            crowded += len(points) > 1
-    if crowded:
-        warn(f"more than one face in {crowded} of {len(found)} frames; following the largest")
+            points = detector(frame)
+            landmarks.append(points if points is not None else np.zeros((NUM_FACEMESH, 3), np.float32))
+            found.append(points is not None)
+    if detector.crowded_frames:
+        warn(f"more than one face in {detector.crowded_frames} of {len(found)} frames; following the largest")
     if not landmarks:
         return np.zeros((0, NUM_FACEMESH, 3), np.float32), np.zeros(0, bool)
     return np.stack(landmarks), np.array(found)

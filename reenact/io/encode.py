@@ -40,7 +40,9 @@ class VideoWriter:
         command = (stream.output(str(self._video_path), vcodec="libx264", pix_fmt="yuv420p", crf=self.crf,
                                  preset="fast", movflags="+faststart", format="mp4")
                    .global_args("-v", "error", "-y").compile(cmd=ffmpeg_exe()))
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors)
+        # Its own session: a terminal's Ctrl-C reaches only Python, which decides whether to finish the file.
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors,
+                                         start_new_session=True)
         return self
 
     def write(self, frame: np.ndarray) -> None:

@@ -1,0 +1,1 @@
+"""`reenact live`: reenactment in real time, from a camera or stream to files, streams, a virtual camera or a window."""

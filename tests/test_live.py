@@ -1,0 +1,270 @@
+"""`reenact live`: the causal pieces against their whole-clip counterparts and known answers, and
+real clips streamed in real time over loopback into the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reenact.body.smoothing import OneEuroFilter, one_euro
+from reenact.face.crop import SMOOTHING_SECONDS, CausalCrop
+from reenact.face.geometry import axis_angle_to_matrix, project
+from reenact.face.model import load_face_model
+from reenact.face.online import OnlineFaceFit, warm_up
+from reenact.io import probe_video
+from reenact.live.drivers import BODY_WARMUP_SECONDS
+from reenact.live.window import ProxyWindow
+from tests.conftest import assert_clean_failure, ffmpeg, make_clip, reenact_command, run_reenact, shared_clip
+
+# --- the causal pieces ---------------------------------------------------------------------------
+
+
+def test_proxy_window_hold_fills_the_future_with_the_newest_frame_and_wait_holds_frames_back():
+    proxies = [torch.full((1, 2, 2), value, dtype=torch.uint8) for value in range(5)]
+    values = lambda window: window[:, 0, 0].tolist()
+    hold = ProxyWindow(window=3, lookahead="hold")
+    ready = [next(iter(hold.push(p, i))) for i, p in enumerate(proxies)]
+    assert [values(w) for w, _ in ready] == [[0, 0, 0], [0, 1, 1], [1, 2, 2], [2, 3, 3], [3, 4, 4]]
+    wait = ProxyWindow(window=5, lookahead="wait")
+    ready = [pair for i, p in enumerate(proxies) for pair in wait.push(p, i)]
+    assert [item for _, item in ready] == [0, 1, 2]                   # frame t waits for t + 2
+    assert [values(w) for w, _ in ready] == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    flushed = list(wait.flush())                                       # the stream ends: the last frame repeats
+    assert [item for _, item in flushed] == [3, 4] and values(flushed[-1][0]) == [2, 3, 4, 4, 4]
+
+
+def test_the_one_euro_filter_is_causal():
+    rng = np.random.default_rng(0)
+    signal_ = rng.normal(size=(40, 4, 2)).cumsum(axis=0)
+    present = rng.random((40, 4)) > 0.2
+    whole = one_euro(signal_, present, 30.0, 1.5, 2.0, 1.0)
+    step = OneEuroFilter(30.0, 1.5, 2.0, 1.0)
+    streamed = np.stack([step(signal_[t], present[t]) for t in range(25)])
+    np.testing.assert_allclose(streamed, whole[:25])                  # the future changes nothing before it
+
+
+def test_causal_crop_follows_a_step_with_the_smoothing_time_constant():
+    fps, size = 30.0, 100
+    crop = CausalCrop(fps, size)
+    face = np.zeros((468, 2))
+    face[:, 0], face[:, 1] = np.linspace(0, 40, 468), np.linspace(0, 40, 468)
+    assert tuple(crop(face)[:2]) == (20 - 50, 20 - 50 + 12)           # starts on the face, moved down for shoulders
+    moved = face + [100, 0]
+    x_after = [crop(moved)[0] for _ in range(round(fps * SMOOTHING_SECONDS))]
+    assert 60 <= x_after[-1] + 50 - 20 <= 66                          # 1 - 1/e of the 100 px step after one time constant
+    assert all(np.diff(x_after) >= 0)
+
+
+def synthetic_face(model, frames: int, seed: int = 0):
+    """Landmarks of a known identity, expressions and head motion, projected by a known camera."""
+    rng = np.random.default_rng(seed)
+    identity = torch.as_tensor(rng.normal(size=model.landmark_identity_basis.shape[0]) * 0.5, dtype=torch.float32)
+    expression = torch.zeros(frames, len(model.expression_names))
+    jaw = model.expression_index("jawOpen")
+    expression[:, jaw] = torch.as_tensor(0.5 + 0.4 * np.sin(np.linspace(0, 6, frames)), dtype=torch.float32)
+    rotation = torch.zeros(frames, 3)
+    rotation[:, 1] = torch.as_tensor(0.2 * np.sin(np.linspace(0, 4, frames)), dtype=torch.float32)
+    translation = torch.tensor([0.0, 0.0, -60.0]).repeat(frames, 1)
+    points = model.landmarks(identity, expression)
+    pixels, _ = project(points, axis_angle_to_matrix(rotation), translation, torch.tensor(800.0), (320.0, 240.0))
+    landmarks = np.concatenate([pixels.numpy(), np.zeros((frames, 468, 1))], axis=2).astype(np.float32)
+    irises = np.repeat(landmarks[:, [33], :], 10, axis=1)             # FaceMesh's 10 iris points, unused by the fit
+    return np.concatenate([landmarks, irises], axis=1), expression[:, jaw].numpy(), rotation[:, 1].numpy()
+
+
+def test_the_online_fit_recovers_a_known_face_frame_by_frame():
+    model = load_face_model()
+    landmarks, jaw_open, yaw = synthetic_face(model, 90)
+    driver = warm_up(model, landmarks[:30], (640, 480))
+    fit = OnlineFaceFit(model, driver, (640, 480))
+    faces = [fit.fit(landmarks[t]) for t in range(30, 90)]
+    assert np.median([f.error for f in faces]) < 0.015                # of the inter-ocular distance
+    fitted_jaw = np.array([f.expression[model.expression_index("jawOpen")] for f in faces])
+    assert np.corrcoef(fitted_jaw, jaw_open[30:])[0, 1] > 0.98 and np.abs(fitted_jaw - jaw_open[30:]).mean() < 0.05
+    relative_yaw = [np.arctan2(f.rotation[0, 2], f.rotation[2, 2]) for f in faces]
+    assert np.corrcoef(relative_yaw, yaw[30:])[0, 1] > 0.98
+
+
+# --- real clips streamed into the real command -----------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_live(checkpoint: Path, url: str, out: Path, *extra) -> subprocess.Popen:
+    """`reenact live` in the background, its output in OUT.log; returns once it is opening the input."""
+    command = [*reenact_command(), "live", str(checkpoint), "--input", url, "--output", str(out.with_suffix(".mp4")),
+               "--stats", str(out.with_suffix(".stats.json")), "--record", str(out.with_suffix(".npz")), *map(str, extra)]
+    log = out.with_suffix(".log")
+    with open(log, "w") as file:
+        live = subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 300
+    while "live: opening" not in log.read_text() and live.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)                    # ffmpeg listening before the first packet
+    return live
+
+
+def finish(live: subprocess.Popen, out: Path) -> str:
+    live.wait(timeout=300)
+    return out.with_suffix(".log").read_text()
+
+
+def send(clip: Path, url: str) -> None:
+    """Play ``clip`` in real time to ``url`` as MPEG-TS, a keyframe each second."""
+    subprocess.run([ffmpeg(), "-v", "error", "-re", "-i", str(clip), "-an", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-tune", "zerolatency", "-g", "25", "-f", "mpegts", f"{url}?pkt_size=1316"], check=True)
+
+
+def stream_into_live(checkpoint: Path, clip: Path, out: Path, *extra) -> tuple[str, dict, dict]:
+    """Send ``clip`` over loopback UDP into `reenact live`; its log, stats and record."""
+    url = f"udp://127.0.0.1:{free_udp_port()}"
+    live = start_live(checkpoint, url, out, *extra)
+    send(clip, url)
+    log = finish(live, out)
+    assert live.returncode == 0, log
+    assert "Traceback" not in log, log
+    with np.load(out.with_suffix(".npz")) as record:
+        return log, json.loads(out.with_suffix(".stats.json").read_text()), dict(record)
+
+
+def mp4_frames(path: Path) -> int:
+    return probe_video(path).frame_count
+
+
+LIVE_SETTINGS = 'stop_after_seconds = 3.0\nstall_seconds = 1.0\n'
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    (folder / "live.toml").write_text(LIVE_SETTINGS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def face_checkpoint(workspace):
+    clip = make_clip(workspace / "d3.mp4", "-i", str(shared_clip("face/liveportrait_d3.mp4")), "-t", "4")
+    result = run_reenact("track", clip, "--mode", "face", "--resolution", 96, "--out", workspace / "d3")
+    assert result.returncode == 0, result.stderr
+    result = run_reenact("train", workspace / "d3", "--preset", "tiny", "--steps", 2, "--out", workspace / "d3.ckpt")
+    assert result.returncode == 0, result.stderr
+    return workspace / "d3.ckpt"
+
+
+@pytest.fixture(scope="module")
+def body_checkpoint(workspace, body_subject):
+    result = run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", workspace / "body.ckpt")
+    assert result.returncode == 0, result.stderr
+    return workspace / "body.ckpt"
+
+
+def offline_points(checkpoint: Path, clip: Path) -> np.ndarray:
+    """What `transfer` draws per frame of ``clip``: face landmarks in the target's frame, or body
+    keypoints in subject pixels."""
+    from pipelines.transfer import track_like_target
+    from reenact.body.retarget import retarget_keypoints
+    from reenact.checkpoint import load_checkpoint
+    from reenact.face.retarget import retarget_tracks
+
+    checkpoint_ = load_checkpoint(checkpoint)
+    tracks = track_like_target(probe_video(clip), str(clip), checkpoint_, "cpu")
+    if checkpoint_["mode"] == "face":
+        return retarget_tracks(tracks, checkpoint_["target"])["landmarks"]
+    return retarget_keypoints(tracks, checkpoint_["target"])
+
+
+def check_counts(out: Path, stats: dict, record: dict) -> None:
+    """Every frame taken is in the mp4 once; every frame delivered was taken or dropped."""
+    assert mp4_frames(out.with_suffix(".mp4")) == stats["frames_out"] == len(record["input_index"])
+    assert stats["frames_out"] + stats["dropped"] == stats["frames_in"]
+    assert np.all(np.diff(record["input_index"]) > 0)
+
+
+def test_a_face_clip_streamed_live_matches_offline_transfer(face_checkpoint, workspace):
+    clip = make_clip(workspace / "d10.mp4", "-i", str(shared_clip("face/liveportrait_d10.mp4")), "-t", "8",
+                     "-vf", "scale=640:480")
+    out = workspace / "face_live"
+    log, stats, record = stream_into_live(face_checkpoint, clip, out, "--config", workspace / "live.toml")
+    check_counts(out, stats, record)
+    assert "warm-up done" in log and stats["generated"] > 0.5 * stats["frames_out"]
+    offline = offline_points(face_checkpoint, clip)
+    generated = record["generated"]
+    live, frames = record["points"][generated], record["input_index"][generated]
+    crop_size = json.loads((workspace / "d3" / "subject.json").read_text())["crop"]["size"]
+    distance = np.linalg.norm(live - offline[frames], axis=-1).mean(axis=-1) / crop_size
+    # The live fit holds the mean pose of its first second where transfer takes the whole clip's.
+    assert np.median(distance) < 0.03, np.percentile(distance, [50, 90, 100])
+
+
+def test_a_body_clip_streamed_live_matches_offline_transfer(body_checkpoint, example_target, workspace):
+    out = workspace / "body_live"
+    log, stats, record = stream_into_live(body_checkpoint, example_target, out, "--config", workspace / "live.toml",
+                                          "--lookahead", "wait")
+    check_counts(out, stats, record)
+    assert stats["generated"] > 0.8 * stats["frames_out"], log
+    offline = offline_points(body_checkpoint, example_target)
+    generated = record["generated"]
+    live, frames = record["points"][generated], record["input_index"][generated]
+    # Live normalises with the ground statistics of its first 3 s, transfer with the whole clip's.
+    after_warm_up = frames >= round(probe_video(example_target).fps * BODY_WARMUP_SECONDS)
+    live, frames = live[after_warm_up], frames[after_warm_up]
+    both = (live[..., 2] >= 0.3) & (offline[frames, :, 2] >= 0.3)
+    distance = np.linalg.norm(live[..., :2] - offline[frames, :, :2], axis=-1)[both] / 96
+    assert np.median(distance) < 0.06, np.percentile(distance, [50, 90, 100])     # measured: 0.046
+
+
+def test_ctrl_c_finishes_the_mp4(body_checkpoint, example_target, workspace):
+    out = workspace / "interrupted"
+    live = start_live(body_checkpoint, str(example_target), out)
+    time.sleep(3)
+    live.send_signal(signal.SIGINT)
+    log = finish(live, out)
+    assert live.returncode == 0 and "Traceback" not in log, log
+    stats = json.loads(out.with_suffix(".stats.json").read_text())
+    assert 0 < stats["frames_out"] == mp4_frames(out.with_suffix(".mp4"))
+    assert not list(workspace.glob(".interrupted*"))
+
+
+def test_nobody_in_view_holds_the_last_output_until_the_face_comes_back(face_checkpoint, workspace):
+    face = shared_clip("face/liveportrait_d10.mp4")
+    clip = make_clip(workspace / "gap.mp4", "-i", str(face), "-f", "lavfi", "-i", "color=black:s=512x512:r=30:d=3",
+                     "-filter_complex", "[0:v]trim=0:7,setpts=PTS-STARTPTS,fps=30[a];[0:v]trim=3:6,setpts=PTS-STARTPTS,"
+                     "fps=30[b];[a][1:v][b]concat=n=3:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    out = workspace / "gap_live"
+    log, stats, record = stream_into_live(face_checkpoint, clip, out, "--config", workspace / "live.toml")
+    check_counts(out, stats, record)
+    assert "no face in view for 2 s" in log and "back in view" in log, log
+    held = ~record["generated"]
+    assert held.sum() >= 30 and record["generated"][-10:].all()
+
+
+def test_bad_inputs_end_with_one_clear_line(face_checkpoint, workspace, tmp_path):
+    out = ("--output", tmp_path / "x.mp4")
+    assert_clean_failure(run_reenact("live", face_checkpoint, "--input", "/dev/video9", *out), "/dev/video9")
+    assert_clean_failure(run_reenact("live", face_checkpoint, "--input", "rtsp://127.0.0.1:1/x", *out, timeout=60),
+                         "rtsp://127.0.0.1:1/x")
+    assert_clean_failure(run_reenact("live", face_checkpoint, "--input", tmp_path / "none.mp4", *out), "none.mp4")
+    assert_clean_failure(run_reenact("live", face_checkpoint), "nothing to output")
+    assert_clean_failure(run_reenact("live", face_checkpoint, "--input", "-", "--output", "out.avi"), "out.avi")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_stream_that_stops_midway_ends_the_run_with_a_finished_file(body_checkpoint, example_target, workspace):
+    clip = make_clip(workspace / "short.mp4", "-i", str(example_target), "-t", "4")
+    out = workspace / "stopped"
+    log, stats, record = stream_into_live(body_checkpoint, clip, out, "--config", workspace / "live.toml")
+    assert "stalled" in log and "stopping" in log, log
+    check_counts(out, stats, record)
