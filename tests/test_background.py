@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from reenact.body.background import MAX_INPAINTED_SHARE, MOVING_CAMERA_RESIDUAL, estimate_plate
@@ -71,7 +73,25 @@ def test_compositing_shows_the_plate_where_alpha_is_low_and_the_paint_where_it_i
     assert "plate" in composite.state_dict()
 
 
-def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(body_subject, tmp_path):
+@pytest.fixture(scope="module")
+def walking_subject(tmp_path_factory, example_target) -> Path:
+    """The example target (a tai-chi walk across a still room) tracked at 96 px."""
+    out = tmp_path_factory.mktemp("plate") / "target"
+    result = run_reenact("track", example_target, "--resolution", 96, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_a_person_standing_in_place_gets_no_plate_on_a_real_clip(body_subject):
+    # The example source stands in one spot: its plate would be a quarter inpainted.
+    meta = json.loads((body_subject / "subject.json").read_text())
+    assert meta["background"]["static_camera"] and meta["background"]["file"] is None
+    assert meta["background"]["inpainted"] > MAX_INPAINTED_SHARE
+    assert not (body_subject / "background.png").exists()
+
+
+def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walking_subject, tmp_path):
+    body_subject = walking_subject
     meta = json.loads((body_subject / "subject.json").read_text())
     assert meta["background"]["static_camera"] and meta["background"]["file"] == "background.png"
     assert meta["background"]["residual"] < MOVING_CAMERA_RESIDUAL
