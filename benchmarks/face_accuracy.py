@@ -44,13 +44,13 @@ def fit_error(fitted: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 def measure_online(tracks: dict, fps: float, offline_error: np.ndarray) -> dict:
     """The online fit over the detections, as `reenact live` runs it; figures on the frames after the warm-up."""
     from reenact.face.model import load_face_model
-    from reenact.face.online import OnlineFaceFit, warm_up
+    from reenact.face.online import OnlineFaceFit, warm_up, warm_up_frames
     from reenact.live.drivers import FACE_WARMUP_SECONDS
 
     valid, landmarks, size = tracks["valid"], tracks["landmarks"], tuple(int(v) for v in tracks["image_size"])
     warmup = np.flatnonzero(valid)[:max(2, round(fps * FACE_WARMUP_SECONDS))]
     model = load_face_model()
-    fit = OnlineFaceFit(model, warm_up(model, landmarks[warmup], size), size)
+    fit = OnlineFaceFit(model, warm_up(model, warm_up_frames(landmarks[warmup]), size), size)
     fitted, jaw, frames = np.zeros((len(valid), 468, 2), np.float32), np.zeros(len(valid)), np.arange(warmup[-1] + 1, len(valid))
     start = time.process_time()
     for t in frames:

@@ -33,6 +33,7 @@ COLD_START_LEARNING_RATE = 0.1
 # The warm-up's whole-clip fit, with the full number of steps: with 200 instead of 400 the
 # identity took up part of a synthetic face's open jaw (jawOpen 0.69 fitted for 0.86).
 WARMUP_SETTINGS = FitSettings()
+WARMUP_FIT_FRAMES = 10        # the fit took 2.4 s for 10 frames, 4.3 s for 30
 
 
 FRAME_PARAMETERS = ("rotation", "translation", "expression_logits")
@@ -47,6 +48,12 @@ class DriverFace:
     mean_rotation: np.ndarray         # (3, 3)
     mean_translation: np.ndarray      # (3,)
     fit: FaceFit                      # the warm-up frames' fit
+
+
+def warm_up_frames(landmarks: np.ndarray) -> np.ndarray:
+    """WARMUP_FIT_FRAMES of the first second's (T, 478, 3) landmarks, spread over it: what `live` fits."""
+    picks = np.linspace(0, len(landmarks) - 1, min(WARMUP_FIT_FRAMES, len(landmarks))).round().astype(int)
+    return landmarks[picks]
 
 
 def warm_up(model: FaceModel, landmarks: np.ndarray, image_size: tuple[int, int]) -> DriverFace:
@@ -105,7 +112,7 @@ class OnlineFaceFit:
             current = self.current
             self._optimise(current, target, interocular, FRAME_PARAMETERS, self.iterations, persistent=True)
         with torch.no_grad():
-            params = {k: v.detach() for k, v in self._params(current, target, interocular, with_previous=False).items()}
+            params = {k: v.detach() for k, v in self._params(current, with_previous=False).items()}
             loss_parts = fit_loss(self.model, self.layout, params, target, torch.ones(1), interocular, self.weights,
                                   self.gaze, self.center, self.settings)
             projected = loss_parts[1][0]
@@ -135,14 +142,13 @@ class OnlineFaceFit:
         mask = torch.tensor([0.0, 1.0]) if with_previous else torch.ones(1)
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            params = self._params(current, target, interocular, with_previous)
+            params = self._params(current, with_previous)
             loss, _ = fit_loss(self.model, self.layout, params, pair_target, mask, pair_interocular, self.weights,
                                self.gaze, self.center, self.settings)
             loss.backward()
             optimizer.step()
 
-    def _params(self, current: dict[str, torch.Tensor], target: torch.Tensor, interocular: torch.Tensor,
-                with_previous: bool) -> dict[str, torch.Tensor]:
+    def _params(self, current: dict[str, torch.Tensor], with_previous: bool) -> dict[str, torch.Tensor]:
         """fit_loss's parameters: the previous frame (fixed) then this one, or this one alone."""
         series = {k: torch.cat([self.previous[k], current[k]]) if with_previous else current[k] for k in FRAME_PARAMETERS}
         return {**series, "identity": self.identity, "log_focal": self.log_focal}

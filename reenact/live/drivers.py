@@ -22,7 +22,7 @@ from reenact.body.smoothing import OneEuroFilter
 from reenact.body.tracker import holistic_model, keypoints_from_result, person_found
 from reenact.face.crop import CausalCrop, crops_around, face_centers
 from reenact.face.model import load_face_model
-from reenact.face.online import DriverFace, OnlineFaceFit, warm_up
+from reenact.face.online import WARMUP_FIT_FRAMES, DriverFace, OnlineFaceFit, warm_up, warm_up_frames
 from reenact.face.retarget import parse_edits, render_retargeted, retarget_parameters
 from reenact.face.tracker import FaceMeshDetector
 from reenact.progress import info, native_stderr_silenced
@@ -30,7 +30,6 @@ from reenact.render.face import FaceProxyRenderer
 from reenact.render.skeleton import SkeletonRenderer
 
 FACE_WARMUP_SECONDS = 1.0     # frames with a face the driver's identity is fitted to
-WARMUP_FIT_FRAMES = 10        # of them, spread over the second: the fit took 2.4 s for 10, 4.3 s for 30
 BODY_WARMUP_SECONDS = 3.0     # frames with a person the ground statistics are gathered over
 
 
@@ -102,8 +101,7 @@ class FaceDriver:
         if len(self.seen) < self.warmup_frames:
             return False
         info(f"live: fitting the driver's face to {WARMUP_FIT_FRAMES} of its first {len(self.seen)} frames")
-        picks = np.linspace(0, len(self.seen) - 1, min(WARMUP_FIT_FRAMES, len(self.seen))).round().astype(int)
-        self.driver = warm_up(self.model, np.stack(self.seen)[picks], self.frame_size)
+        self.driver = warm_up(self.model, warm_up_frames(np.stack(self.seen)), self.frame_size)
         self.fit = OnlineFaceFit(self.model, self.driver, self.frame_size)
         return True
 
