@@ -122,7 +122,9 @@ def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subj
     assert state["stopped"] == "minutes" and state["config"]["preset"] == "tiny" and state["config"]["steps"] is None
     # The clock counts setup too, and the last step may run over by one step (well under a second here).
     assert budget_s <= state["training_seconds"] < budget_s + 10 and state["step"] > 1
-    assert state["schedulers"][0]["_last_lr"][0] < 0.1 * state["config"]["learning_rate"]   # decayed over the time
+    # Decayed with the clock: the last rate was set one step before time ran out, 2 × (that step's
+    # share of the budget) of the full rate; a step takes under 1.8 s even on a loaded CI machine.
+    assert state["schedulers"][0]["_last_lr"][0] < 0.3 * state["config"]["learning_rate"]
     # Without VGG19's weights: no perceptual loss, and the checkpoint says why.
     assert state["perceptual_loss"]["kind"] == "none" and not state["perceptual_loss"]["enabled"]
     assert "vgg19-dcbb9e9d.pth" in state["perceptual_loss"]["reason"] and "weights fetch vgg19" in " ".join(result.stderr.split())
