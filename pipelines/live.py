@@ -28,6 +28,7 @@ from reenact.live.sinks import Mp4Sink, WindowSink, open_sink, sink_kind
 from reenact.live.sources import FrameSource, InputEnded
 from reenact.live.stats import LiveStats
 from reenact.live.window import ProxyWindow
+from reenact.live.worker import BackgroundWorker
 from reenact.progress import info, native_stderr_silenced, warn
 from reenact.translator import StreamingTranslator, build_generator
 
@@ -148,26 +149,31 @@ class LiveLoop:
         self.said_absent = self.said_stalled = False
         self.warming = ""
         self.taken = 0                                              # input frames processed
+        # The translator and the outputs on a thread of their own (reenact/live/worker.py).
+        self.worker = BackgroundWorker(self.translate_and_emit, "reenact-live-translator")
 
     def run(self) -> None:
         try:
-            while self.config.max_frames is None or self.taken < self.config.max_frames:
-                frame = self.source.next(timeout=0.25)
-                if frame is None:
-                    if self.stalled():
-                        break
-                    continue
-                self.said_stalled, self.taken = False, self.taken + 1
-                self.process(frame.image, frame.captured, frame.index)
-                self.report()
-        except InputEnded as ended:
-            info(str(ended))
-        except KeyboardInterrupt:
-            info("live: stopping (Ctrl-C); finishing the outputs")
-        self.emit_ready(self.window.flush())
+            try:
+                while self.config.max_frames is None or self.taken < self.config.max_frames:
+                    frame = self.source.next(timeout=0.25)
+                    if frame is None:
+                        if self.stalled():
+                            break
+                        continue
+                    self.said_stalled, self.taken = False, self.taken + 1
+                    self.process(frame.image, frame.captured, frame.index)
+                    self.report()
+            except InputEnded as ended:
+                info(str(ended))
+            except KeyboardInterrupt:
+                info("live: stopping (Ctrl-C); finishing the outputs")
+            self.emit_ready(self.window.flush())
+        finally:
+            self.worker.close()        # what was submitted is written before the outputs close
 
     def process(self, image: np.ndarray, captured: float, index: int) -> None:
-        drive = self.driver(image)
+        drive = self.driver(image, index / self.source.fps)
         self.announce_warm_up()
         if drive is None:
             self.hold(captured, index)
@@ -179,13 +185,19 @@ class LiveLoop:
         self.emit_ready(self.window.push(proxy, (captured, index, drive)))
 
     def emit_ready(self, ready) -> None:
-        for proxy_window, (captured, index, drive) in ready:
-            middle = center_proxy(proxy_window[None], self.translator.window)[0, :3].permute(1, 2, 0).numpy()
-            self.emit(self.finish(self.translator(proxy_window), middle, drive), captured, index, drive.points)
+        for item in ready:
+            self.worker.submit(item)
+
+    def translate_and_emit(self, item) -> None:
+        """On the worker's thread: one window through the translator and the finisher, out."""
+        proxy_window, (captured, index, drive) = item
+        middle = center_proxy(proxy_window[None], self.translator.window)[0, :3].permute(1, 2, 0).numpy()
+        self.emit(self.finish(self.translator(proxy_window), middle, drive), captured, index, drive.points)
 
     def hold(self, captured: float, index: int) -> None:
         """Nobody in view (or the warm-up still going): the last good output again."""
         self.emit_ready(self.window.flush())
+        self.worker.drain()                 # the outputs are written from one thread at a time
         if not self.driver.last_seen:
             self.absent_since = captured if self.absent_since is None else self.absent_since
             if not self.said_absent and captured - self.absent_since >= self.config.absent_seconds:

@@ -10,9 +10,10 @@ import torch
 
 from reenact.errors import ReenactError
 from reenact.face.crop import crop_square, face_crops, smooth_over_time
-from reenact.face.fitting import FitSettings, fit_clip
+from reenact.face.fitting import LAYOUTS, FitSettings, expression_prior_scale, fit_clip, fit_terms
 from reenact.face.gaze import eye_look_weights, irises_from_offsets, raw_iris_offsets
 from reenact.face.geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_euler_degrees, project
+from reenact.face.geometry import rotation_left_jacobian, skew
 from reenact.face.model import load_face_model
 from reenact.face.retarget import apply_edits, mean_rotation, retarget_pose, source_mean_pose
 from reenact.render.rasterizer import rasterize
@@ -28,6 +29,38 @@ def test_rotation_conversions_round_trip_and_euler_angles():
     assert torch.allclose(matrix_to_axis_angle(matrix)[0], axis_angle[0], atol=1e-5)
     yaw_30 = axis_angle_to_matrix(torch.tensor([0.0, math.radians(30), 0.0]))
     assert torch.allclose(matrix_to_euler_degrees(yaw_30), torch.tensor([0.0, 30.0, 0.0]), atol=1e-4)
+
+
+@pytest.mark.parametrize("axis_angle", [[0.0, 0.0, 0.0], [2e-5, -1e-5, 0.0], [0.3, -0.8, 0.5]])
+def test_the_left_jacobian_maps_a_change_of_axis_angle_to_a_rotation_applied_on_the_left(axis_angle):
+    omega = torch.tensor(axis_angle, dtype=torch.float64)
+    delta = torch.tensor([1e-6, -2e-6, 1.5e-6], dtype=torch.float64)
+    moved = axis_angle_to_matrix(omega + delta) @ axis_angle_to_matrix(omega).T     # ≈ exp([J δ]×)
+    applied = torch.eye(3, dtype=torch.float64) + skew(rotation_left_jacobian(omega) @ delta)
+    assert torch.allclose(moved, applied, atol=1e-11)
+    assert torch.allclose(skew(torch.tensor([1.0, 2.0, 3.0])) @ torch.tensor([4.0, 5.0, 6.0]),
+                          torch.linalg.cross(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 5.0, 6.0])))
+
+
+def test_the_fit_objective_is_its_weighted_distances_smoothness_and_priors():
+    """fit_terms' least squares plus linear term against the objective written out by hand."""
+    rng, layout, settings = np.random.default_rng(1), LAYOUTS["mediapipe"], FitSettings()
+    expression = torch.as_tensor(rng.random((2, len(NAMES))), dtype=torch.float32)
+    params = {"identity": torch.as_tensor(rng.normal(size=100), dtype=torch.float32),
+              "rotation": torch.tensor([[0.1, 0.2, 0.0], [0.15, 0.1, -0.05]]),
+              "translation": torch.tensor([[1.0, -2.0, -50.0], [2.0, -1.0, -55.0]]), "log_focal": torch.tensor(6.5)}
+    target, mask = torch.as_tensor(rng.random((2, 468, 2)) * 300, dtype=torch.float32), torch.tensor([1.0, 0.0])
+    interocular, weights = torch.tensor([60.0, 50.0]), layout.weights()
+    residuals, linear, projected = fit_terms(MODEL, layout, params, expression, target, mask, interocular, weights,
+                                             (320.0, 240.0), settings)
+    distance = ((projected[0] - target[0]).pow(2).sum(-1) * weights).sum() / weights.sum() / 60.0 ** 2
+    relative = params["translation"] / params["translation"][:, 2:].abs() * (55.0 / interocular)[:, None]
+    by_hand = (distance + settings.expression_smoothness * (expression[1] - expression[0]).pow(2).mean()
+               + settings.pose_smoothness * ((params["rotation"][1] - params["rotation"][0]).pow(2).mean()
+                                             + (relative[1] - relative[0]).pow(2).mean())
+               + settings.identity_prior * params["identity"].pow(2).mean()
+               + settings.expression_prior * (expression * expression_prior_scale(MODEL)).mean())
+    assert torch.isclose(residuals.pow(2).sum() + linear, by_hand, rtol=1e-5)
 
 
 def test_projection_of_known_points():

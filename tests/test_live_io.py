@@ -16,7 +16,9 @@ import pytest
 from reenact.errors import ReenactError
 from reenact.io import iter_frames, probe_video
 from reenact.live.sinks import Mp4Sink, StreamSink, VirtualCameraSink, WindowSink, open_sink
+from reenact.live.drivers import WarmUp
 from reenact.live.sources import Frame, FrameSource, InputEnded
+from reenact.live.worker import BackgroundWorker
 from tests.conftest import ffmpeg, make_clip
 
 SMALL = ["-vf", "scale=96:-2", "-an", "-c:v", "libx264", "-preset", "ultrafast", "-g", "5"]
@@ -287,3 +289,42 @@ def test_the_window_needs_a_display(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(ReenactError, match="--show: no display"):
         WindowSink("reenact live")
+
+
+def test_the_background_worker_handles_items_in_order_one_waiting_and_raises_its_errors():
+    handled, release = [], threading.Event()
+
+    def handle(item):
+        release.wait(5)
+        handled.append(item)
+        if item == "bad":
+            raise ValueError("the sink broke")
+
+    worker = BackgroundWorker(handle, "test-worker")
+    worker.submit(1)                          # taken at once, held in handle
+    time.sleep(0.1)
+    worker.submit(2)                          # waits in the queue
+    third = threading.Thread(target=worker.submit, args=(3,))
+    third.start()
+    time.sleep(0.2)
+    assert third.is_alive()                   # a second waiting item blocks its caller
+    release.set()
+    third.join(5)
+    worker.drain()
+    assert handled == [1, 2, 3]
+    worker.submit("bad")
+    with pytest.raises(ValueError, match="the sink broke"):
+        worker.drain()
+    worker.submit(4)                          # the error was raised once; the worker goes on
+    worker.close()
+    assert handled == [1, 2, 3, "bad", 4] and not worker.thread.is_alive()
+
+
+def test_the_warm_up_spans_input_time_not_frames_processed():
+    dense, sparse = WarmUp(1.0, min_frames=2), WarmUp(1.0, min_frames=2)
+    assert sum(dense.gather(np.zeros(1), t / 30) for t in range(10, 60)) == 30        # 30 fps, from 1/3 s in
+    assert sum(sparse.gather(np.zeros(1), t / 30) for t in range(10, 60, 5)) == 6     # every fifth frame processed
+    assert dense.status("faces") == "gathering faces: 1.0/1 s, 30 frames" and not dense.gathering
+    # A slow start: the first frame, then the next 2 s later; the minimum still gathers 10.
+    slow = WarmUp(1.0, min_frames=10)
+    assert sum(slow.gather(np.zeros(1), t) for t in [0.0] + [2 + k / 30 for k in range(20)]) == 10

@@ -168,23 +168,37 @@ def expression_weights(params: dict[str, torch.Tensor], gaze: torch.Tensor) -> t
 def fit_loss(model: FaceModel, layout: LandmarkLayout, params: dict[str, torch.Tensor], target: torch.Tensor,
              mask: torch.Tensor, interocular: torch.Tensor, weights: torch.Tensor, gaze: torch.Tensor,
              center: tuple[float, float], settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor]:
-    expression = expression_weights(params, gaze)
+    """The fit's objective and the projected points, for the parameters as Adam sees them (logits)."""
+    residuals, linear, projected = fit_terms(model, layout, params, expression_weights(params, gaze), target, mask,
+                                             interocular, weights, center, settings)
+    return residuals.pow(2).sum() + linear, projected
+
+
+def fit_terms(model: FaceModel, layout: LandmarkLayout, params: dict[str, torch.Tensor], expression: torch.Tensor,
+              target: torch.Tensor, mask: torch.Tensor, interocular: torch.Tensor, weights: torch.Tensor,
+              center: tuple[float, float], settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The objective as least squares plus a linear term: loss = |residuals|² + linear, so that the
+    online fit can take Gauss-Newton steps on the same objective the whole-clip fit descends.
+    The linear term is the L1 prior on the expression weights (they are ≥ 0)."""
     points = layout.points(model, params["identity"], expression)
     projected, _ = project(points, axis_angle_to_matrix(params["rotation"]), params["translation"],
                            params["log_focal"].exp(), center)
-    residual = ((projected - target) / interocular[:, None, None]).pow(2).sum(-1)
-    data = (residual * weights).sum(-1) / weights.sum()
-    data = (data * mask).sum() / mask.sum().clamp_min(1)
+    # Each valid frame's weighted mean squared distance in inter-ocular units, averaged over frames.
+    share = (mask / mask.sum().clamp_min(1))[:, None, None] * (weights / weights.sum())[None, :, None]
+    data = (projected - target) / interocular[:, None, None] * share.sqrt()
     scale = interocular.mean() / interocular  # keep pose smoothness in comparable units across frames
-    smooth = (settings.expression_smoothness * _second_order(expression).mean()
-              + settings.pose_smoothness * (_second_order(params["rotation"]).mean()
-                                            + _second_order(params["translation"] / params["translation"][:, 2:].abs() * scale[:, None]).mean()))
-    prior = settings.identity_prior * params["identity"].pow(2).mean() + settings.expression_prior * (expression * expression_prior_scale(model)).mean()
-    return data + smooth + prior, projected
+    relative_translation = params["translation"] / params["translation"][:, 2:].abs() * scale[:, None]
+    identity = params["identity"] * (settings.identity_prior / params["identity"].numel()) ** 0.5
+    residuals = torch.cat([data.reshape(-1), _differences(expression, settings.expression_smoothness),
+                           _differences(params["rotation"], settings.pose_smoothness),
+                           _differences(relative_translation, settings.pose_smoothness), identity])
+    linear = settings.expression_prior * (expression * expression_prior_scale(model)).mean()
+    return residuals, linear, projected
 
 
-def _second_order(series: torch.Tensor) -> torch.Tensor:
-    """Squared first differences over time (zero for a single frame)."""
+def _differences(series: torch.Tensor, weight: float) -> torch.Tensor:
+    """First differences over time, scaled so that their squares sum to ``weight`` × their mean square."""
     if len(series) < 2:
-        return series.new_zeros(())
-    return (series[1:] - series[:-1]).pow(2)
+        return series.new_zeros(0)
+    steps = series[1:] - series[:-1]
+    return (steps * (weight / steps.numel()) ** 0.5).reshape(-1)

@@ -15,12 +15,28 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula, (..., 3) → (..., 3, 3); smooth at zero."""
     angle = axis_angle.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     axis = axis_angle / angle
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis.shape[:-1], 3, 3)
+    cross = skew(axis)
     sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(cross)
     return eye + sin * cross + (1 - cos) * cross @ cross
+
+
+def skew(vectors: torch.Tensor) -> torch.Tensor:
+    """(..., 3) → (..., 3, 3) [v]×, with [v]× u = v × u."""
+    x, y, z = vectors.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*vectors.shape[:-1], 3, 3)
+
+
+def rotation_left_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
+    """(3,) → (3, 3) J with R(ω + δ) ≈ exp(J δ) R(ω), so that d(R(ω) p)/dω = -[R(ω) p]× J."""
+    angle = float(axis_angle.norm())
+    cross = skew(axis_angle)
+    if angle < 1e-4:     # the series' first terms: the closed forms lose all precision near zero
+        first, second = 0.5 - angle ** 2 / 24, 1 / 6 - angle ** 2 / 120
+    else:
+        first, second = (1 - math.cos(angle)) / angle ** 2, (angle - math.sin(angle)) / angle ** 3
+    return torch.eye(3, dtype=axis_angle.dtype) + first * cross + second * cross @ cross
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,35 @@ from reenact.progress import info, native_stderr_silenced
 from reenact.render.face import FaceProxyRenderer
 from reenact.render.skeleton import SkeletonRenderer
 
-FACE_WARMUP_SECONDS = 1.0     # frames with a face the driver's identity is fitted to
-BODY_WARMUP_SECONDS = 3.0     # frames with a person the ground statistics are gathered over
+FACE_WARMUP_SECONDS = 1.0     # of input with a face: what the driver's identity is fitted to
+BODY_WARMUP_SECONDS = 3.0     # of input with a person: what the ground statistics are gathered over
+
+
+class WarmUp:
+    """The frames of the first ``seconds`` of input from the first one with the driver in view,
+    and ``min_frames`` at least. Counted in the input's time, not in frames processed, so a
+    machine that drops more frames gathers over the same stretch of the driver's motion; the
+    minimum keeps a slow start (MediaPipe's first frames take a second) from leaving two frames."""
+
+    def __init__(self, seconds: float, min_frames: int = 10):
+        self.seconds, self.min_frames, self.first, self.elapsed = seconds, min_frames, None, 0.0
+        self.frames: list[np.ndarray] = []
+
+    def gather(self, item: np.ndarray, seconds: float) -> bool:
+        """Keep ``item``, seen at ``seconds`` into the input, while the warm-up lasts; whether it did."""
+        self.first = seconds if self.first is None else self.first
+        self.elapsed = seconds - self.first
+        if self.gathering:
+            self.frames.append(item)
+            return True
+        return False
+
+    @property
+    def gathering(self) -> bool:
+        return self.elapsed < self.seconds or len(self.frames) < self.min_frames
+
+    def status(self, what: str) -> str:
+        return f"gathering {what}: {min(self.elapsed, self.seconds):.1f}/{self.seconds:g} s, {len(self.frames)} frames"
 
 
 @dataclass(frozen=True)
@@ -54,9 +81,10 @@ class FaceDriver:
         self.model = load_face_model()
         self.renderer = FaceProxyRenderer(self.model, target["subject_resolution"])
         self.detector = FaceMeshDetector((1, 1))
-        # The first optimiser imports torch's compiler stack (2.5 s here): pay that now, not mid-stream.
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
-        self.seen: list[np.ndarray] = []
+        # The warm-up's whole-clip fit runs Adam, and the first optimiser built imports torch's
+        # compiler stack (1.7 s here): pay that now, not mid-stream.
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        self.warm = WarmUp(FACE_WARMUP_SECONDS, min_frames=WARMUP_FIT_FRAMES)
         self.driver: DriverFace | None = None
         self.fit: OnlineFaceFit | None = None
         self.last_seen = False                 # a face in the last frame (warm-up frames included)
@@ -64,7 +92,6 @@ class FaceDriver:
     def start(self, fps: float, frame_size: tuple[int, int]) -> None:
         self.frame_size = frame_size
         self.detector.width, self.detector.height = frame_size
-        self.warmup_frames = max(2, round(fps * FACE_WARMUP_SECONDS))
         self.crop = CausalCrop(fps, self.target["crop_size"])
 
     @property
@@ -72,9 +99,10 @@ class FaceDriver:
         """What the warm-up is doing, or "" once it is over."""
         if self.driver is not None:
             return ""
-        return f"gathering the driver's face: {len(self.seen)}/{self.warmup_frames} frames"
+        return self.warm.status("the driver's face")
 
-    def __call__(self, frame: np.ndarray) -> Drive | None:
+    def __call__(self, frame: np.ndarray, seconds: float) -> Drive | None:
+        """``seconds``: when ``frame`` came, in the input's time."""
         with native_stderr_silenced():
             landmarks = self.detector(frame)
         self.last_seen = landmarks is not None
@@ -82,8 +110,10 @@ class FaceDriver:
             if self.fit is not None:
                 self.fit.lose()
             return None
-        if self.driver is None and not self.warmed_up(landmarks):
+        if self.driver is None and self.warm.gather(landmarks, seconds):
             return None
+        if self.driver is None:
+            self.start_fit()
         face = self.fit.fit(landmarks)
         retargeted = retarget_parameters(face.expression[None], face.rotation[None], face.translation[None],
                                          (self.driver.mean_rotation, self.driver.mean_translation), self.target,
@@ -92,18 +122,14 @@ class FaceDriver:
         proxy = render_retargeted(self.renderer, retargeted, face.iris_offsets[None], crop[None], self.target)[0]
         return Drive(proxy, face_crop=crop, points=retargeted["landmarks"][0])
 
-    def warmed_up(self, landmarks: np.ndarray) -> bool:
-        """Gather the first second's faces; once there are enough, fit them and start the online fit.
+    def start_fit(self) -> None:
+        """Fit the warm-up's faces, then start the online fit from them.
 
         The fit takes a couple of seconds, during which the input's frames are dropped: a thread
         beside the stream was starved of the GIL by MediaPipe and took longer than a 6 s clip."""
-        self.seen.append(landmarks)
-        if len(self.seen) < self.warmup_frames:
-            return False
-        info(f"live: fitting the driver's face to {WARMUP_FIT_FRAMES} of its first {len(self.seen)} frames")
-        self.driver = warm_up(self.model, warm_up_frames(np.stack(self.seen)), self.frame_size)
+        info(f"live: fitting the driver's face to {WARMUP_FIT_FRAMES} of its first {len(self.warm.frames)} frames")
+        self.driver = warm_up(self.model, warm_up_frames(np.stack(self.warm.frames)), self.frame_size)
         self.fit = OnlineFaceFit(self.model, self.driver, self.frame_size)
-        return True
 
     def rest(self) -> Drive:
         """The target's own mean pose with a neutral face: what shows before the driver does."""
@@ -125,7 +151,7 @@ class BodyDriver:
     def __init__(self, target: dict, edits: tuple[str, ...] = ()):
         self.target, self.min_confidence = target, target["track_config"]["min_confidence"]
         self.renderer = SkeletonRenderer(target["subject_resolution"])
-        self.seen: list[np.ndarray] = []
+        self.warm = WarmUp(BODY_WARMUP_SECONDS)
         self.ground: dict | None = None
         self.last_seen = False                 # a person in the last frame
         self._stack = contextlib.ExitStack()
@@ -137,15 +163,15 @@ class BodyDriver:
         self.frame_size, self.scale = frame_size, max(frame_size)
         self.smooth = OneEuroFilter(fps, settings["one_euro_min_cutoff"], settings["one_euro_beta"],
                                     settings["one_euro_d_cutoff"])
-        self.warmup_frames = max(2, round(fps * BODY_WARMUP_SECONDS))
 
     @property
     def warming_up(self) -> str:
-        if len(self.seen) >= self.warmup_frames:
+        if self.ground is not None and not self.warm.gathering:
             return ""
-        return f"gathering the driver's pose statistics: {len(self.seen)}/{self.warmup_frames} frames"
+        return self.warm.status("the driver's pose statistics")
 
-    def __call__(self, frame: np.ndarray) -> Drive | None:
+    def __call__(self, frame: np.ndarray, seconds: float) -> Drive | None:
+        """``seconds``: when ``frame`` came, in the input's time."""
         with native_stderr_silenced():
             keypoints = keypoints_from_result(self.model.process(frame), *self.frame_size)
         present = keypoints[:, 2] >= self.min_confidence
@@ -153,10 +179,10 @@ class BodyDriver:
         self.last_seen = bool(person_found(keypoints, self.min_confidence))
         if not self.last_seen:
             return None
-        if len(self.seen) < self.warmup_frames:
-            self.seen.append(keypoints)
+        if self.warm.gather(keypoints, seconds):
             # Until the warm-up is over, the statistics of the frames so far: a rough start beats none.
-            self.ground = ground_stats(np.stack(self.seen), np.ones(len(self.seen), bool), self.min_confidence)
+            frames = np.stack(self.warm.frames)
+            self.ground = ground_stats(frames, np.ones(len(frames), bool), self.min_confidence)
         if not (self.ground.get("hips") or self.ground.get("ankles")):
             return None
         in_crop = normalize_into_crop(keypoints[None], np.ones(1, bool), self.ground, self.target)
