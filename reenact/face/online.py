@@ -86,9 +86,13 @@ class OnlineFaceFit:
         # The solver's vector holds the fitted weights only; this puts them (and zeros) in model order.
         self.expression_order = torch.argsort(torch.argsort((~self.fitted).to(torch.uint8), stable=True))
         self.weights = self.layout.weights()
-        # The held identity's neutral shape, and the fitted expressions' basis, for the Jacobian.
+        # What the Jacobian needs that stays the same from frame to frame: the held identity's
+        # neutral shape, the fitted expressions' basis, each point's weight, the smoothness rows
+        # of the expression and rotation differences.
         self.identity_shape = model.landmarks(self.identity, torch.zeros(len(model.expression_names)))
         self.expression_basis = model.landmark_expression_basis[self.fitted]
+        self.point_scale = (self.weights / self.weights.sum()).sqrt()
+        self.steady_rows = self._steady_smoothness_rows()
         self.previous = self._warm_up_end(driver.fit)             # last frame's parameters and target
 
     def _warm_up_end(self, fit: FaceFit) -> dict[str, torch.Tensor]:
@@ -209,7 +213,7 @@ class OnlineFaceFit:
         one, zero = torch.ones_like(depth), torch.zeros_like(depth)
         projection = torch.stack([torch.stack([one, zero, camera[:, 0] / depth], -1),
                                   torch.stack([zero, -one, -camera[:, 1] / depth], -1)], 1)   # (468, 2, 3)
-        scale = self.driver.focal / depth * (self.weights / self.weights.sum()).sqrt() / pair_interocular[-1]
+        scale = self.driver.focal / depth * self.point_scale / pair_interocular[-1]
         spin = -skew(turned) @ rotation_left_jacobian(vector[:3])                                # (468, 3, 3)
         moves = torch.cat([spin, torch.eye(3).expand(len(points), 3, 3),
                            (self.expression_basis @ rotation.T).permute(1, 2, 0)], dim=-1)   # (468, 3, 51)
@@ -224,21 +228,24 @@ class OnlineFaceFit:
         previous frame; not the previous frame's points (masked out) nor the held identity's prior."""
         return slice(NUM_LANDMARKS * 2 * (frames - 1), -len(self.identity))
 
-    def _smoothness_rows(self, translation: torch.Tensor, pair_interocular: torch.Tensor) -> list[torch.Tensor]:
-        """The Jacobian of the differences to the previous frame: expression, rotation, relative translation."""
+    def _steady_smoothness_rows(self) -> list[torch.Tensor]:
+        """The Jacobian of the expression and rotation differences to the previous frame (constant)."""
         columns = 6 + int(self.fitted.sum())
         expression = torch.zeros(len(self.fitted), columns)
         expression[self.fitted, 6:] = torch.eye(columns - 6)
         rotation = torch.zeros(3, columns)
         rotation[:, :3] = torch.eye(3)
+        expression_weight = (self.settings.expression_smoothness / len(self.fitted)) ** 0.5
+        return [expression * expression_weight, rotation * (self.settings.pose_smoothness / 3) ** 0.5]
+
+    def _smoothness_rows(self, translation: torch.Tensor, pair_interocular: torch.Tensor) -> list[torch.Tensor]:
+        """The Jacobian of the differences to the previous frame: expression, rotation, relative translation."""
         # relative translation = t / |t_z| × (mean inter-ocular / this frame's)
         scale = pair_interocular.mean() / pair_interocular[-1] / translation[2].abs()
-        relative = torch.zeros(3, columns)
+        relative = torch.zeros(3, self.steady_rows[0].shape[1])
         relative[:2, 3:5] = scale * torch.eye(2)
         relative[:2, 5] = -scale * translation[:2] / translation[2]
-        expression_weight = (self.settings.expression_smoothness / len(self.fitted)) ** 0.5
-        pose_weight = (self.settings.pose_smoothness / 3) ** 0.5
-        return [expression * expression_weight, rotation * pose_weight, relative * pose_weight]
+        return [*self.steady_rows, relative * (self.settings.pose_smoothness / 3) ** 0.5]
 
     def _unpack(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
         gaze = vector.new_zeros(len(self.fitted) - len(vector) + 6)
