@@ -20,6 +20,9 @@ Out = Annotated[Optional[str], typer.Option("--out", help="Where to write the re
 Device = Annotated[Optional[str], typer.Option("--device", help=f"auto | cpu | cuda [default: {TrackConfig.device}]")]
 ConfigFile = Annotated[Optional[str], typer.Option("--config", help="TOML file of settings; command-line options win.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+Stabilise = Annotated[Optional[bool], typer.Option(
+    "--stabilise/--no-stabilise", help="Blend each frame with the previous one along the proxies' motion: less "
+                                       f"flicker, the previous frame held while the pose is still [default: {TransferConfig.stabilise}]")]
 
 
 def stop_on_ctrl_c() -> None:
@@ -117,13 +120,15 @@ def transfer(
         "--edit", help="Face: NAME=+0.2 or NAME=-0.3 adds to an ARKit expression weight (repeatable).")] = None,
     paste_back: Annotated[Optional[bool], typer.Option(
         "--paste-back", help="Face: composite the generated head into the target's own footage.")] = None,
+    stabilise: Stabilise = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Make the target perform the source's motion (default ./SOURCE_as_TARGET.mp4, with the source's audio)."""
     run_stage("transfer", TransferConfig, config, debug, source=source, checkpoint=checkpoint, out=out,
-              side_by_side=side_by_side, edit=tuple(edit) if edit else None, paste_back=paste_back, device=device)
+              side_by_side=side_by_side, edit=tuple(edit) if edit else None, paste_back=paste_back, stabilise=stabilise,
+              device=device)
 
 
 @app.command()
@@ -147,6 +152,7 @@ def live(
     stats: Annotated[Optional[str], typer.Option(help="Also write the run's figures (fps, drops, latency) to this JSON file.")] = None,
     record: Annotated[Optional[str], typer.Option(
         help="Also write, per output frame, the input frame's number and the retargeted pose drawn (npz).")] = None,
+    stabilise: Stabilise = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
@@ -155,7 +161,7 @@ def live(
     run_stage("live", LiveConfig, config, debug, checkpoint=checkpoint, input=input,
               output=tuple(output) if output else None, show=show, paste_back=paste_back,
               edit=tuple(edit) if edit else None, lookahead=lookahead, max_frames=max_frames, stats=stats, record=record,
-              device=device)
+              stabilise=stabilise, device=device)
 
 
 @app.command("export-expressions")

@@ -40,7 +40,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-SYSTEMS = ("model", "model_no_temporal", "nearest_neighbour")
+SYSTEMS = ("model", "model_unstabilised", "model_no_temporal", "nearest_neighbour")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def mode_table(mode: str, targets: dict) -> list[str]:
     for name, target in targets.items():
         figures = target["eval"]
         novel = figures["novel_pose"]["frames"]
-        for system in SYSTEMS:
+        for system in [s for s in SYSTEMS if s in figures["systems"]]:
             self_all, self_novel = figures["systems"][system], figures["systems_novel"][system]
             cross = figures.get("cross", {}).get("systems", {}).get(system, {})
             cells = ([f"{name} ← {Path(target['driver']).stem}" if system == "model" else "", str(target["steps"]) if system == "model" else "",

@@ -29,13 +29,14 @@ from reenact.files import atomic_path, check_writable, write_json
 from reenact.io import VideoInfo, VideoWriter, probe_video
 from reenact.models.lpips import LearnedPerceptualDistance, load_lpips
 from reenact.progress import info, with_progress
+from reenact.stabilise import TemporalStabiliser
 from reenact.subject import Subject
 from reenact.translator import build_generator
 
 # Generated frames are enlarged this much before tracking: the trackers want faces and bodies
 # bigger than a tiny model's 96 pixels.
 TRACKING_UPSCALE = 4
-SYSTEMS = ("model", "model_no_temporal", "nearest_neighbour")
+SYSTEMS = ("model", "model_unstabilised", "model_no_temporal", "nearest_neighbour")
 METRIC_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")
 NOVELTY_RULE = (f"held-out frames whose nearest training pose (the distance retrieval uses) is farther than the "
                 f"{NOVELTY_QUANTILE:.0%} quantile of training poses' distances to the nearest training pose at least "
@@ -63,7 +64,9 @@ def run(config: EvalConfig) -> dict:
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
     features, present = pose_features(subject, resolution)
     nearest, novel = nearest_frames(clip, features, present, gap=round(subject.meta["fps"]))
-    frames = {"model": generate_held_out(generator, clip, feedback=True),
+    stabiliser = TemporalStabiliser.for_mode(subject.mode)
+    frames = {"model": generate_held_out(generator, clip, feedback=True, stabiliser=stabiliser),
+              "model_unstabilised": generate_held_out(generator, clip, feedback=True),
               "model_no_temporal": generate_held_out(generator, clip, feedback=False),
               "nearest_neighbour": nearest}
     # 4. Metrics, per frame and overall.
@@ -130,13 +133,15 @@ def cross_reenactment(driver: VideoInfo, config: EvalConfig, checkpoint: dict, c
     tracks = transfer.track_like_target(driver, config.driver, checkpoint, config.device)
     render_proxy, crops, _ = transfer.retarget(tracks, checkpoint)
     wanted = retargeted(tracks, checkpoint, crops)
-    generated = {feedback: list(zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"],
-                                                        device, feedback)))
-                 for feedback in (True, False)}
+    variants = {"model": (True, TemporalStabiliser.for_mode(checkpoint["mode"])), "model_unstabilised": (True, None),
+                "model_no_temporal": (False, None)}
+    generated = {name: list(zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"],
+                                                    device, feedback, stabiliser)))
+                 for name, (feedback, stabiliser) in variants.items()}
     picks = cross.retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
-    frames = {"model": np.stack(generated[True][1]), "model_no_temporal": np.stack(generated[False][1]),
+    frames = {**{name: np.stack(images) for name, (_, images) in generated.items()},
               "nearest_neighbour": clip_frames(clip, picks)}
-    proxies = generated[True][0]
+    proxies = generated["model"][0]
     mode = checkpoint["mode"]
     systems = {name: cross.system_figures(images, *track_generated(images, mode), wanted, mode)
                for name, images in frames.items()}
@@ -307,8 +312,9 @@ def cross_section(results: dict) -> list[str]:
     return ["## Cross-reenactment", "",
             f"{results['driver']} drives the subject: {results['frames']} frames, the driver tracked in "
             f"{results['driver_tracked']}. With no real frames, the output is measured against the driver's motion "
-            "retargeted onto the subject (what `transfer` renders). model_no_temporal is the model fed a blank "
-            "previous frame; nearest_neighbour returns the training frame with the closest retargeted pose.", "", *rows, "",
+            "retargeted onto the subject (what `transfer` renders). model is stabilised, as `transfer` does by "
+            "default, model_unstabilised is not; model_no_temporal is the model fed a blank previous frame, not "
+            "stabilised; nearest_neighbour returns the training frame with the closest retargeted pose.", "", *rows, "",
             *(f"- {key}: {CROSS_MEANINGS[key]}." for key in keys),
             *(f"- {key}: {value}." for key, value in results["notes"].items()), ""]
 

@@ -30,6 +30,7 @@ from reenact.live.stats import LiveStats
 from reenact.live.window import ProxyWindow
 from reenact.live.worker import BackgroundWorker
 from reenact.progress import info, native_stderr_silenced, warn
+from reenact.stabilise import TemporalStabiliser
 from reenact.translator import StreamingTranslator, build_generator
 
 WHO = {"face": "face", "body": "person"}
@@ -46,7 +47,7 @@ def run(config: LiveConfig) -> dict:
         # The per-frame work is many small ops beside MediaPipe's and ffmpeg's threads: one torch
         # thread ran the face pipeline at 12.7 frames/s on 2 cores where torch's default two ran 8.3.
         torch.set_num_threads(1)
-    translator = load_translator(checkpoint, device)
+    translator = load_translator(checkpoint, device, config.stabilise)
     finish = Finisher(checkpoint, load_face_enhancer(checkpoint, device), device, config.paste_back)
     with native_stderr_silenced(), contextlib.ExitStack() as stack:
         # 2. The driver that turns frames into the target's proxies, and the target's rest frame.
@@ -104,10 +105,11 @@ def is_file_output(spec: str) -> bool:
     return sink_kind(spec) is Mp4Sink
 
 
-def load_translator(checkpoint: dict, device: torch.device) -> StreamingTranslator:
+def load_translator(checkpoint: dict, device: torch.device, stabilise: bool = True) -> StreamingTranslator:
     generator = build_generator(checkpoint["model"]).to(device).eval()
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
-    return StreamingTranslator(generator, checkpoint["window"])
+    stabiliser = TemporalStabiliser.for_mode(checkpoint["mode"]) if stabilise else None
+    return StreamingTranslator(generator, checkpoint["window"], stabiliser=stabiliser)
 
 
 class Finisher:

@@ -23,6 +23,7 @@ from reenact.files import check_writable, write_json
 from reenact.io import VideoInfo, VideoWriter, iter_frames, probe_video
 from reenact.progress import info, progress_task
 from reenact.body.head import paste_patches
+from reenact.stabilise import TemporalStabiliser
 from reenact.training import enhance_faces
 from reenact.translator import StreamingTranslator, build_face_enhancer, build_generator
 
@@ -47,7 +48,8 @@ def run(config: TransferConfig) -> Path:
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
     enhancer = load_face_enhancer(checkpoint, device)
     start = time.perf_counter()
-    results = generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device)
+    results = generate(generator, render_proxy, len(tracks.valid), checkpoint["window"], device,
+                       stabiliser=TemporalStabiliser.for_mode(mode) if config.stabilise else None)
     if enhancer is not None:
         results = enhance(results, enhancer, heads, checkpoint["model"]["face_crop"]["size"], device)
     if config.paste_back:
@@ -108,9 +110,10 @@ def proxy_windows(render_proxy: Callable[[int], torch.Tensor], frame_count: int,
 
 
 def generate(generator: torch.nn.Module, render_proxy: Callable[[int], torch.Tensor], frame_count: int, window: int,
-             device: torch.device, feedback: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+             device: torch.device, feedback: bool = True,
+             stabiliser: TemporalStabiliser | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(proxy as RGB, generated frame) pairs, each (R, R, 3) uint8; ``feedback`` feeds back the previous output."""
-    translate = StreamingTranslator(generator, window, feedback)
+    translate = StreamingTranslator(generator, window, feedback, stabiliser)
     for proxy_window in proxy_windows(render_proxy, frame_count, window):
         middle = center_proxy(proxy_window[None], window)[0, :3]
         yield middle.permute(1, 2, 0).numpy(), translate(proxy_window)

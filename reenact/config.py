@@ -66,6 +66,7 @@ class TrainConfig:
     feature_matching_weight: float = 10.0
     perceptual_weight: float = 10.0
     background: bool = True              # bodies from a still camera: paint the person over the subject's background plate
+    alpha_weight: float = 5.0            # over a plate: L1 of the alpha against where the frame differs from the plate
     perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else none) | vgg19 | random | none
     temporal_weight: float = 1.0
     region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
@@ -92,6 +93,7 @@ class TransferConfig:
     side_by_side: bool = False           # write source | proxy | result
     paste_back: bool = False             # face: composite the generated crop into the target's footage
     edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
+    stabilise: bool = True               # blend each frame with the last along the proxies' motion (less flicker)
     crf: int = 18
 
 
@@ -105,6 +107,7 @@ class LiveConfig:
     paste_back: bool = False             # face: composite the generated crop into the target's footage
     edit: tuple[str, ...] = ()           # face: NAME=+0.2 adds to an expression weight, clamped to [0, 1]
     lookahead: str = "hold"              # hold: the window's future is the current frame; wait: hold frames back for it
+    stabilise: bool = True               # blend each frame with the last along the proxies' motion (less flicker)
     max_side: int = 640                  # long side of the frames the trackers see
     realtime: bool = True                # a file input is played at its own frame rate, as a camera delivers
     max_frames: int | None = None        # stop after this many input frames

@@ -21,7 +21,7 @@ from torch import nn
 from reenact.body.head import crop_patches
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
-from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, lsgan_discriminator_loss,
+from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, foreground_alpha, lsgan_discriminator_loss,
                             lsgan_generator_loss, masked_l1, split_outputs)
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
@@ -228,15 +228,18 @@ def frozen(modules: Iterable[nn.Module]):
             module.requires_grad_(True)
 
 
-def generate_sequence(generator: nn.Module, proxies: torch.Tensor) -> list[torch.Tensor]:
-    """Frames 0..L-1 of (B, L, C·w, R, R) proxy windows, each fed the previous output (zeros first)."""
+def generate_sequence(generator: nn.Module, proxies: torch.Tensor, with_alpha: bool = False) -> list[torch.Tensor]:
+    """Frames 0..L-1 of (B, L, C·w, R, R) proxy windows, each fed the previous output (zeros first).
+    ``with_alpha`` (a compositing generator): each frame carries its alpha as a fourth channel."""
     outputs, previous = [], None
     for index in range(proxies.shape[1]):
         window = proxies[:, index]
         if previous is None:
             previous = window.new_zeros(window.shape[0], 3, *window.shape[-2:])
-        previous = generator(generator_input(window, previous))
-        outputs.append(previous)
+        output = generator(generator_input(window, previous), with_alpha=True) if with_alpha \
+            else generator(generator_input(window, previous))
+        previous = output[:, :3]
+        outputs.append(output)
     return outputs
 
 
@@ -254,8 +257,10 @@ def temporal_clips(centers: torch.Tensor, frames: torch.Tensor, clip_frames: int
 def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
     """One update of the discriminators, the generator, the EMA and the face GAN; the losses stay on the device."""
     device = batch["frames"].device
+    plate = alpha_plate(networks, config)
     with autocast(networks.acceleration, device):
-        generated = torch.stack(generate_sequence(networks.generator, batch["proxies"]), dim=1)   # (B, L, 3, R, R)
+        sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], plate is not None), dim=1)
+        generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)
         fake_pairs = torch.cat([centers, generated], dim=2).flatten(0, 1)
@@ -267,6 +272,9 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     networks.discriminator_optimizer.step()
     with frozen([networks.image_discriminator, *networks.temporal_discriminators]), autocast(networks.acceleration, device):
         losses_g = generator_losses(networks, batch, generated, real_pairs, fake_pairs, real_clips, fake_clips, config)
+        if plate is not None:
+            target = foreground_alpha(batch["frames"].float(), plate)
+            losses_g["g_alpha"] = config.alpha_weight * (sequence[:, :, 3:].float() - target).abs().mean()
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses_g.values()).backward()
     networks.generator_optimizer.step()
@@ -277,6 +285,12 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, networks.acceleration) \
         if networks.face is not None else {}
     return {name: value.detach() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
+
+
+def alpha_plate(networks: Networks, config: TrainConfig) -> torch.Tensor | None:
+    """The background plate the alpha is supervised against, or None (no plate, or no alpha loss)."""
+    plate = getattr(unwrap(networks.generator), "plate", None)
+    return plate if plate is not None and config.alpha_weight > 0 else None
 
 
 def enhance_faces(enhancer: nn.Module, frames: torch.Tensor, proxies: torch.Tensor, centers: torch.Tensor,

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from reenact.data import generator_input, to_model_range, to_uint8
+from reenact.data import center_proxy, generator_input, to_model_range, to_uint8
 from reenact.models import CompositingGenerator, GlobalGenerator, MultiscaleDiscriminator
 from reenact.presets import ModelPreset
+from reenact.stabilise import TemporalStabiliser
 
 
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
@@ -58,14 +59,19 @@ def build_discriminators(arguments: dict) -> tuple[nn.Module, nn.ModuleList]:
 
 class StreamingTranslator:
     """The generator run one frame at a time, each frame from its proxy window and the previous
-    output (Everybody Dance Now's feedback); what `transfer`, `eval` and `live` all call."""
+    output (Everybody Dance Now's feedback); what `transfer`, `eval` and `live` all call. With a
+    ``stabiliser`` the frames shown are stabilised along the proxies' motion; the generator is still
+    fed its own previous output, as in training."""
 
-    def __init__(self, generator: nn.Module, window: int, feedback: bool = True):
-        self.generator, self.window, self.feedback = generator, window, feedback
+    def __init__(self, generator: nn.Module, window: int, feedback: bool = True,
+                 stabiliser: TemporalStabiliser | None = None):
+        self.generator, self.window, self.feedback, self.stabiliser = generator, window, feedback, stabiliser
         self.previous: torch.Tensor | None = None
 
     def reset(self) -> None:
         self.previous = None
+        if self.stabiliser is not None:
+            self.stabiliser.reset()
 
     @torch.no_grad()
     def __call__(self, proxy_window: torch.Tensor) -> np.ndarray:
@@ -75,4 +81,7 @@ class StreamingTranslator:
         if self.previous is None or not self.feedback:
             self.previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
         self.previous = self.generator(generator_input(proxies, self.previous))
-        return to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()
+        generated = to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()
+        if self.stabiliser is None:
+            return generated
+        return self.stabiliser(center_proxy(proxy_window[None], self.window)[0].permute(1, 2, 0).cpu().numpy(), generated)

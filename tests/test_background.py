@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reenact.body.background import MAX_INPAINTED_SHARE, MOVING_CAMERA_RESIDUAL, estimate_plate
-from reenact.models import CompositingGenerator, GlobalGenerator
+from reenact.models import CompositingGenerator, GlobalGenerator, foreground_alpha
 from tests.conftest import make_clip, run_reenact
 
 SIZE, FRAMES = 64, 40
@@ -70,7 +70,50 @@ def test_compositing_shows_the_plate_where_alpha_is_low_and_the_paint_where_it_i
         torch.testing.assert_close(composite(torch.rand(1, 6, SIZE, SIZE)), composite.plate)
         last.bias[3] = 20.0                                          # alpha ≈ 1: the paint, tanh(0.5)
         torch.testing.assert_close(composite(torch.rand(1, 6, SIZE, SIZE)), torch.full((1, 3, SIZE, SIZE), np.tanh(0.5)))
+        with_alpha = composite(torch.rand(1, 6, SIZE, SIZE), with_alpha=True)
+        assert with_alpha.shape == (1, 4, SIZE, SIZE)
+        torch.testing.assert_close(with_alpha[:, 3], torch.ones(1, SIZE, SIZE))
     assert "plate" in composite.state_dict()
+
+
+def test_the_alpha_target_is_where_the_frame_differs_from_the_plate():
+    plate = torch.zeros(1, 3, 2, 2)
+    frames = torch.zeros(2, 3, 2, 2)                      # [-1, 1]: 0.1 and 0.3 are the edges of the ramp
+    frames[0, :, 0, 0], frames[0, :, 0, 1], frames[0, :, 1, 0], frames[0, :, 1, 1] = 0.05, 0.2, -0.2, 0.9
+    frames[1, 0] = 0.6                                    # one channel of three: a mean difference of 0.2
+    target = foreground_alpha(frames, plate)
+    torch.testing.assert_close(target[0, 0], torch.tensor([[0.0, 0.5], [0.5, 1.0]]))
+    torch.testing.assert_close(target[1, 0], torch.full((2, 2), 0.5))
+
+
+def test_training_over_a_plate_teaches_the_alpha_where_the_person_is():
+    """Frames that are the plate but for a bright square: the alpha's loss falls as the alpha learns it."""
+    from dataclasses import replace
+
+    from tests.test_cuda_paths_on_cpu import CONFIG, FRAMES, SMALL, small_networks
+    from reenact.data import SubjectClip
+    from reenact.training import Acceleration, sequence_length, train_step, unwrap
+
+    torch.manual_seed(0)
+    config = replace(CONFIG, learning_rate=5e-4, steps=20, lr_schedule="constant")
+    networks = small_networks(config, Acceleration(), background=True, perceptual=False)
+    frames = np.full((FRAMES, SMALL.resolution, SMALL.resolution, 3), 64, np.uint8)
+    proxies = np.zeros_like(frames)
+    frames[:, 8:20, 10:22], proxies[:, 8:20, 10:22] = 230, 255
+    unwrap(networks.generator).plate.fill_(64 / 127.5 - 1)
+    heads = np.tile(np.float32([16, 14, 1]), (FRAMES, 1))
+    clip = SubjectClip(frames, proxies, np.ones(FRAMES, bool), SMALL.resolution, config.window, 0.1, sequence_length(config),
+                       None, heads)
+    sampler = torch.Generator().manual_seed(0)
+    losses = [float(train_step(networks, clip.training_batch(sampler, 2), config)["g_alpha"]) for _ in range(20)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+    batch = clip.training_batch(sampler, 2)
+    with torch.no_grad():
+        alpha = unwrap(networks.generator)(torch.cat([batch["proxies"][:, 0], batch["frames"][:, 0]], 1).float(),
+                                           with_alpha=True)[:, 3]
+    square = torch.zeros_like(alpha, dtype=torch.bool)
+    square[:, 8:20, 10:22] = True
+    assert alpha[square].mean() > alpha[~square].mean() + 0.3
 
 
 @pytest.fixture(scope="module")

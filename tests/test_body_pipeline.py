@@ -114,6 +114,20 @@ def test_transfer_follows_the_source_frames_fps_and_audio(checkpoint, example_ta
     assert json.loads(out.with_suffix(".json").read_text())["transfer"]["side_by_side"] is True
 
 
+def test_transfer_stabilises_by_default_and_no_stabilise_shows_the_raw_frames(checkpoint, example_target, tmp_path):
+    from reenact.evaluation.cross import output_flicker
+
+    source = make_clip(tmp_path / "source.mp4", "-i", str(example_target), "-t", "2")
+    flicker = {}
+    for name, options in (("stabilised", ()), ("raw", ("--no-stabilise",))):
+        out = tmp_path / f"{name}.mp4"
+        result = run_reenact("transfer", source, checkpoint, "--out", out, *options)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(out.with_suffix(".json").read_text())["transfer"]["stabilise"] is (name == "stabilised")
+        flicker[name] = output_flicker(np.stack(list(iter_frames(probe_video(out)))))
+    assert flicker["stabilised"] < 0.8 * flicker["raw"], flicker
+
+
 def test_shared_full_body_clip_is_tracked_in_almost_every_frame(tmp_path):
     clip = shared_clip("body/hybrik_taiji.mp4")
     result = run_reenact("track", clip, "--mode", "body", "--resolution", 64, "--out", tmp_path / "taiji")

@@ -39,10 +39,12 @@ def small_clip(seen_heads: np.ndarray | None = None, seed: int = 0) -> SubjectCl
                        sequence_length(CONFIG), None, heads)
 
 
-def small_networks(config: TrainConfig, acceleration: Acceleration, wrap=lambda m: m):
-    arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales)
+def small_networks(config: TrainConfig, acceleration: Acceleration, wrap=lambda m: m, background: bool = False,
+                   perceptual: bool = True):
+    arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales, background)
     arguments |= face_enhancer_arguments(SMALL, 3, 16)
-    return build_networks(arguments, VGGPerceptualLoss(vgg_state()), config, torch.device("cpu"), wrap, acceleration)
+    loss = VGGPerceptualLoss(vgg_state()) if perceptual else None
+    return build_networks(arguments, loss, config, torch.device("cpu"), wrap, acceleration)
 
 
 def vgg_state() -> dict:
@@ -53,16 +55,16 @@ def vgg_state() -> dict:
     return vgg19_features().state_dict()
 
 
-def test_bf16_step_with_channels_last_fused_adam_checkpointing_and_face_enhancer():
+def test_bf16_step_with_channels_last_fused_adam_checkpointing_face_enhancer_and_plate():
     torch.manual_seed(0)
     config = replace(CONFIG, gradient_checkpointing=True)
     acceleration = Acceleration(autocast_dtype=torch.bfloat16, channels_last=True, fused_adam=True)
-    networks = small_networks(config, acceleration)
+    networks = small_networks(config, acceleration, background=True)      # over a plate: the alpha's loss too
     before = [p.detach().clone() for p in networks.generator.parameters()]
     generator = torch.Generator().manual_seed(0)
     for _ in range(2):
         losses = train_step(networks, small_clip().training_batch(generator, config.batch_size), config)
-    assert {"d_image", "d_temporal", "g_gan", "g_fm", "g_l1", "g_perceptual", "face_d", "face_g"} <= set(losses)
+    assert {"d_image", "d_temporal", "g_gan", "g_fm", "g_l1", "g_alpha", "g_perceptual", "face_d", "face_g"} <= set(losses)
     assert all(torch.isfinite(value) for value in losses.values()), losses
     trained = [*networks.generator.parameters(), *networks.image_discriminator.parameters(),
                *networks.face.generator.parameters()]
@@ -88,9 +90,9 @@ def test_compiled_training_has_no_graph_breaks_and_no_recompiles():
     """Heads seen in about half the frames: the face batch size would vary if unseen heads were dropped."""
     torch.manual_seed(0)
     torch._dynamo.reset()
-    networks = small_networks(CONFIG, Acceleration(compile_backend="aot_eager"))
+    networks = small_networks(CONFIG, Acceleration(compile_backend="aot_eager"), background=True)
     generator_input = torch.randn(2, 3 * CONFIG.window + 3, SMALL.resolution, SMALL.resolution)
-    explanation = torch._dynamo.explain(unwrap(networks.generator))(generator_input)
+    explanation = torch._dynamo.explain(unwrap(networks.generator))(generator_input, with_alpha=True)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     clip = small_clip(seen_heads=np.random.default_rng(1).integers(0, 2, FRAMES).astype(float))
     sampler = torch.Generator().manual_seed(0)

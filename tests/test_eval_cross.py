@@ -56,7 +56,7 @@ def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieva
     report = json.loads((tmp_path / "E.json").read_text())
     cross_results = report["cross"]
     assert cross_results["driver"] == str(driver) and cross_results["frames"] == 24 and cross_results["driver_tracked"] > 0
-    assert set(cross_results["systems"]) == {"model", "model_no_temporal", "nearest_neighbour"}
+    assert set(cross_results["systems"]) == {"model", "model_unstabilised", "model_no_temporal", "nearest_neighbour"}
     for figures in cross_results["systems"].values():
         for key in ("pose_distance", "flicker", "detection_share"):
             assert np.isfinite(figures[key]), (figures, key)

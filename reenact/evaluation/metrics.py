@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from reenact.stabilise import optical_flow, warp  # noqa: F401  (warp: part of this module's interface)
+
 SSIM_SIGMA = 1.5
 SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
 # A missed detection counts as this pose distance (one body height or one inter-ocular distance).
@@ -38,17 +40,9 @@ def ssim(generated: np.ndarray, real: np.ndarray, mask: np.ndarray | None = None
 
 
 def real_frame_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """DIS optical flow from ``current`` back to ``previous`` (for backward warping), on grey levels."""
-    to_grey = lambda image: cv2.cvtColor((image * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(to_grey(current), to_grey(previous), None)
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image.astype(np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    """DIS optical flow from ``current`` back to ``previous`` (float RGB in [0, 1]), for backward warping."""
+    as_uint8 = lambda image: (image * 255).astype(np.uint8)
+    return optical_flow(as_uint8(previous), as_uint8(current))
 
 
 def warping_error(previous: np.ndarray, current: np.ndarray, flow: np.ndarray) -> float:

@@ -1,12 +1,15 @@
-"""The systems an evaluation compares on held-out frames: the model, the model without its
-previous-frame input, and nearest-neighbour retrieval from the training frames."""
+"""The systems an evaluation compares on held-out frames: the model (stabilised, as `transfer`
+shows it), the model unstabilised, the model without its previous-frame input, and
+nearest-neighbour retrieval from the training frames."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from reenact.data import SubjectClip, generator_input, proxy_windows, to_model_range, to_uint8
+from reenact.data import SubjectClip, proxy_windows
+from reenact.stabilise import TemporalStabiliser
+from reenact.translator import StreamingTranslator
 
 NEAREST_CHUNK = 64
 # A held-out pose is new when it is farther from the training poses than this share of training
@@ -16,17 +19,15 @@ NOVELTY_SAMPLES = 600
 
 
 @torch.no_grad()
-def generate_held_out(generator: torch.nn.Module, clip: SubjectClip, feedback: bool) -> np.ndarray:
-    """(N, R, R, 3) uint8 frames for the held-out range, in order; ``feedback`` feeds back the previous output."""
+def generate_held_out(generator: torch.nn.Module, clip: SubjectClip, feedback: bool,
+                      stabiliser: TemporalStabiliser | None = None) -> np.ndarray:
+    """(N, R, R, 3) uint8 frames for the held-out range, in order, as `transfer` makes them;
+    ``feedback`` feeds back the previous output."""
     low, high = clip.train_end, len(clip.frames)
-    previous, frames = None, []
-    for t in range(low, high):
-        window = to_model_range(proxy_windows(clip.proxies, torch.tensor([t], device=clip.frames.device), clip.window, low, high))
-        if previous is None or not feedback:
-            previous = torch.zeros(1, 3, *window.shape[-2:], device=window.device)
-        previous = generator(generator_input(window, previous))
-        frames.append(to_uint8(previous[0]).permute(1, 2, 0).cpu().numpy())
-    return np.stack(frames)
+    translate = StreamingTranslator(generator, clip.window, feedback, stabiliser)
+    centres = torch.arange(low, high, device=clip.frames.device)
+    return np.stack([translate(proxy_windows(clip.proxies, centres[i:i + 1], clip.window, low, high)[0])
+                     for i in range(len(centres))])
 
 
 def pose_distances(query: np.ndarray, query_present: np.ndarray, pool: np.ndarray, pool_present: np.ndarray) -> np.ndarray:

@@ -87,7 +87,9 @@ class CompositingGenerator(nn.Module):
     def gradient_checkpointing(self, value: bool) -> None:
         self.generator.gradient_checkpointing = value
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_alpha: bool = False) -> torch.Tensor:
+        """The frame (B, 3, R, R); ``with_alpha`` appends the alpha as a fourth channel, for its loss."""
         painted = self.generator(x)
         alpha = (painted[:, 3:4] + 1) / 2
-        return alpha * painted[:, :3] + (1 - alpha) * self.plate
+        frame = alpha * painted[:, :3] + (1 - alpha) * self.plate
+        return torch.cat([frame, alpha], dim=1) if with_alpha else frame

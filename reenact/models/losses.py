@@ -36,6 +36,13 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> 
     return (per_sample * weights).sum() / weights.sum().clamp_min(1e-8)
 
 
+def foreground_alpha(frames: torch.Tensor, plate: torch.Tensor, low: float = 0.1, high: float = 0.3) -> torch.Tensor:
+    """(…, 1, R, R) where frames (…, 3, R, R) differ from the background plate (1, 3, R, R), both in
+    [-1, 1]: 0 up to a mean absolute difference of ``low`` (noise, light), 1 from ``high`` on."""
+    difference = (frames - plate).abs().mean(dim=-3, keepdim=True)
+    return ((difference - low) / (high - low)).clamp(0, 1)
+
+
 def lsgan_discriminator_loss(real: Outputs, fake: Outputs, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Least-squares GAN: real logits towards 1, fake towards 0; averaged over scales."""
     losses = [weighted_mean((r[-1].float() - 1) ** 2, weights) + weighted_mean(f[-1].float() ** 2, weights)
