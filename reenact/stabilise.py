@@ -36,13 +36,17 @@ def sample_points(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` sampled at each pixel plus ``flow`` (float32; borders repeat)."""
-    return cv2.remap(image.astype(np.float32), *sample_points(flow), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sample(image, sample_points(flow))
 
 
-def inside(flow: np.ndarray) -> np.ndarray:
+def sample(image: np.ndarray, points: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return cv2.remap(image.astype(np.float32), *points, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def inside(points: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(H, W, 1) True where the backward flow lands inside the image: elsewhere the content is new."""
-    x, y = sample_points(flow)
-    height, width = flow.shape[:2]
+    x, y = points
+    height, width = x.shape
     return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1))[..., None]
 
 
@@ -105,12 +109,13 @@ class TemporalStabiliser:
         if self.reference_proxy is None or self.reference_proxy.shape != proxy.shape:
             return self.show(proxy, generated.astype(np.float32))
         flow = optical_flow(self.reference_proxy[..., :3], proxy[..., :3]) * drawn_near(self.reference_proxy, proxy)
-        unexplained = np.abs(warp(self.reference_proxy, flow) - proxy).max(axis=-1)
+        points = sample_points(flow)
+        unexplained = np.abs(sample(self.reference_proxy, points) - proxy).max(axis=-1)
         unexplained = spread(unexplained) if self.settings.sparse_proxy else unexplained[..., None]
         if np.linalg.norm(flow, axis=-1).max() < self.settings.hold_pixels and unexplained.max() < self.settings.hold_levels:
             return self.shown
-        weight = self.settings.blend * np.exp(-(unexplained / self.settings.tolerance) ** 2) * inside(flow)
-        return self.show(proxy, weight * warp(self.state, flow) + (1 - weight) * generated)
+        weight = self.settings.blend * np.exp(-(unexplained / self.settings.tolerance) ** 2) * inside(points)
+        return self.show(proxy, weight * sample(self.state, points) + (1 - weight) * generated)
 
     def show(self, proxy: np.ndarray, frame: np.ndarray) -> np.ndarray:
         self.reference_proxy, self.state = proxy, frame

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reenact.stabilise import optical_flow, warp  # noqa: F401  (warp: part of this module's interface)
+from reenact.stabilise import optical_flow, warp
 
 SSIM_SIGMA = 1.5
 SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
