@@ -64,10 +64,8 @@ def run(config: EvalConfig) -> dict:
     generator.load_state_dict(checkpoint.get("generator_ema") or checkpoint["generator"])
     features, present = pose_features(subject, resolution)
     nearest, novel = nearest_frames(clip, features, present, gap=round(subject.meta["fps"]))
-    stabiliser = TemporalStabiliser.for_mode(subject.mode)
-    frames = {"model": generate_held_out(generator, clip, feedback=True, stabiliser=stabiliser),
-              "model_unstabilised": generate_held_out(generator, clip, feedback=True),
-              "model_no_temporal": generate_held_out(generator, clip, feedback=False),
+    frames = {**{name: generate_held_out(generator, clip, feedback, stabiliser)
+                 for name, (feedback, stabiliser) in model_variants(subject.mode).items()},
               "nearest_neighbour": nearest}
     # 4. Metrics, per frame and overall.
     masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).cpu().numpy(), subject.mode)
@@ -93,6 +91,12 @@ def run(config: EvalConfig) -> dict:
         write_json(config.json, results)
     info(f"wrote {report}/ ({len(real)} held-out frames)" + (f" and {config.json}" if config.json else ""))
     return results
+
+
+def model_variants(mode: str) -> dict[str, tuple[bool, TemporalStabiliser | None]]:
+    """The model's systems: (fed its previous output, stabiliser). `model` is what `transfer` shows."""
+    return {"model": (True, TemporalStabiliser.for_mode(mode)), "model_unstabilised": (True, None),
+            "model_no_temporal": (False, None)}
 
 
 def conditioning_points(subject: Subject, resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,11 +137,9 @@ def cross_reenactment(driver: VideoInfo, config: EvalConfig, checkpoint: dict, c
     tracks = transfer.track_like_target(driver, config.driver, checkpoint, config.device)
     render_proxy, crops, _ = transfer.retarget(tracks, checkpoint)
     wanted = retargeted(tracks, checkpoint, crops)
-    variants = {"model": (True, TemporalStabiliser.for_mode(checkpoint["mode"])), "model_unstabilised": (True, None),
-                "model_no_temporal": (False, None)}
     generated = {name: list(zip(*transfer.generate(generator, render_proxy, len(tracks.valid), checkpoint["window"],
                                                     device, feedback, stabiliser)))
-                 for name, (feedback, stabiliser) in variants.items()}
+                 for name, (feedback, stabiliser) in model_variants(checkpoint["mode"]).items()}
     picks = cross.retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
     frames = {**{name: np.stack(images) for name, (_, images) in generated.items()},
               "nearest_neighbour": clip_frames(clip, picks)}
