@@ -36,7 +36,6 @@ from reenact.translator import build_generator
 # Generated frames are enlarged this much before tracking: the trackers want faces and bodies
 # bigger than a tiny model's 96 pixels.
 TRACKING_UPSCALE = 4
-SYSTEMS = ("model", "model_unstabilised", "model_no_temporal", "nearest_neighbour")
 METRIC_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")
 NOVELTY_RULE = (f"held-out frames whose nearest training pose (the distance retrieval uses) is farther than the "
                 f"{NOVELTY_QUANTILE:.0%} quantile of training poses' distances to the nearest training pose at least "
