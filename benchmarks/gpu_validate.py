@@ -298,7 +298,7 @@ class CudaPath:
 def cuda_paths(backend: str) -> dict[str, CudaPath]:
     from reenact.training import Acceleration
 
-    return {
+    paths = {
         "fp32": CudaPath(Acceleration()),
         "tf32": CudaPath(Acceleration(), tf32=True),
         "bf16": CudaPath(Acceleration(autocast_dtype=BF16)),
@@ -310,6 +310,8 @@ def cuda_paths(backend: str) -> dict[str, CudaPath]:
         "combined_compiled": CudaPath(Acceleration(BF16, channels_last=True, fused_adam=True, compile_backend=backend),
                                       tf32=True, checkpointing=True),
     }
+    # Without a backend the compiled paths would run eager under a compiled path's name.
+    return {name: path for name, path in paths.items() if backend or "compile" not in name}
 
 
 def stage_paths(context: Context, compiled: bool = False) -> dict:

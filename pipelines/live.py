@@ -43,15 +43,15 @@ def run(config: LiveConfig) -> dict:
     check_options(config, mode, target)
     check_outputs(config)
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        # The per-frame work is many small ops beside MediaPipe's and ffmpeg's threads: one torch
-        # thread ran the face pipeline at 12.7 frames/s on 2 cores where torch's default two ran 8.3.
-        torch.set_num_threads(1)
+    # The per-frame work on the CPU is many small ops beside MediaPipe's, OpenCV's and ffmpeg's
+    # threads: one torch thread ran the face pipeline at 12.7 frames/s on 2 cores where torch's
+    # default two ran 8.3. On a GPU the CPU keeps the face's fit, so the same holds there.
+    torch.set_num_threads(1)
     translator = load_translator(checkpoint, device, config.stabilise)
     finish = Finisher(checkpoint, load_face_enhancer(checkpoint, device), device, config.paste_back)
     with native_stderr_silenced(), contextlib.ExitStack() as stack:
         # 2. The driver that turns frames into the target's proxies, and the target's rest frame.
-        driver = DRIVERS[mode](target, config.edit)
+        driver = DRIVERS[mode](target, config.edit, device)
         stack.callback(driver.close)
         rest = finish.rest(driver.rest(), translator, checkpoint["resolution"])
         # 3. The input, then the outputs (at the rest frame's size).

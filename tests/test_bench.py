@@ -93,3 +93,10 @@ def test_gpu_validate_table_lists_what_was_not_measured():
         "eval_face": {"skipped": "no clip"}}}
     table = module.markdown(results)
     assert "| 256 | fp32 | 16 | 10 | 8 | 38 | 47.5 | 71.0% |" in table and "- eval_face: no clip" in table
+
+
+def test_gpu_validate_names_no_path_compiled_that_is_not():
+    paths = gpu_validate().cuda_paths
+    assert not [name for name in paths(None) if "compile" in name]
+    compiled = {name: path for name, path in paths("inductor").items() if path.acceleration.compile_backend}
+    assert set(compiled) == {"compile", "combined_compiled"}
