@@ -141,7 +141,7 @@ def read_log(receiver: subprocess.Popen, log: list[str], opening: threading.Even
 
 def table(results: dict) -> str:
     lines = [f"live, {results['machine']['device']}, {results['machine']['cpu_cores']} cores, 640x480 30 fps over UDP, "
-             f"preset {results.get('preset', 'tiny')}, stabiliser {'on' if results.get('stabilise', True) else 'off'}",
+             f"preset {results['preset']}, stabiliser {'on' if results['stabilise'] else 'off'}",
              "| mode | lookahead | input fps | output fps | dropped | held | latency p50 ms | p95 ms | goal |",
              "|---|---|---|---|---|---|---|---|---|"]
     for run in results["runs"]:

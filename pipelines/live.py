@@ -45,7 +45,8 @@ def run(config: LiveConfig) -> dict:
     device = resolve_device(config.device)
     # The per-frame work on the CPU is many small ops beside MediaPipe's, OpenCV's and ffmpeg's
     # threads: one torch thread ran the face pipeline at 12.7 frames/s on 2 cores where torch's
-    # default two ran 8.3. On a GPU the CPU keeps the face's fit, so the same holds there.
+    # default two ran 8.3. On a GPU the fit still runs on the CPU, so it gets one thread there too
+    # (not yet measured on a GPU).
     torch.set_num_threads(1)
     translator = load_translator(checkpoint, device, config.stabilise)
     finish = Finisher(checkpoint, load_face_enhancer(checkpoint, device), device, config.paste_back)

@@ -151,6 +151,7 @@ class BodyDriver:
     statistics gathered over its first seconds in view, the skeleton proxy."""
 
     def __init__(self, target: dict, edits: tuple[str, ...] = (), device: torch.device = torch.device("cpu")):
+        # ``device`` goes unused: OpenCV draws the skeleton (the drivers share one signature).
         self.target, self.min_confidence = target, target["track_config"]["min_confidence"]
         self.renderer = SkeletonRenderer(target["subject_resolution"])
         self.warm = WarmUp(BODY_WARMUP_SECONDS)
