@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     # A CPU smoke run's figures must not pass for a GPU's.
     out = Path(args.out or (REPO / "benchmarks" / "results_gpu.json" if profile.device == "cuda" else workdir / "results_cpu.json"))
-    context = Context(profile, profile.device, workdir, Path(args.videos), out, load_results(out))
+    context = Context(profile, profile.device, workdir, Path(args.videos).resolve(), out, load_results(out))
     context.results["environment"] = environment()
     # 3. Each stage in turn, its result merged into the JSON as soon as it ends.
     failed = [name for name in stages if not run_stage(name, context)]
@@ -252,10 +252,12 @@ def run_cli(context: Context, *args, stop_after: float = 570.0, runner: bool = T
     """Run `reenact ARGS` (under torchrun, or in RUNNER to read its peak memory). After ``stop_after``
     seconds it gets SIGTERM, which `train` answers by saving a checkpoint; SIGKILL follows 120 s later."""
     bin_dir = Path(sys.executable).parent
+    # A GPU machine handed a copy of the repo rather than a pip install has no `reenact` script.
+    reenact = [str(bin_dir / "reenact")] if (bin_dir / "reenact").is_file() else [sys.executable, str(REPO / "cli.py")]
     if torchrun:
-        command = [str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node=1", "--no-python", str(bin_dir / "reenact")]
+        command = [str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node=1", "--no-python", *reenact]
     else:
-        command = [sys.executable, "-c", RUNNER] if runner else [str(bin_dir / "reenact")]
+        command = [sys.executable, "-c", RUNNER] if runner else reenact
     command += [str(a) for a in args]
     print(f"   $ {'torchrun --nproc_per_node=1 … ' * torchrun}reenact {' '.join(str(a) for a in args)}", flush=True)
     start = time.perf_counter()

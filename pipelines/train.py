@@ -21,6 +21,7 @@ from reenact import checkpoint as ckpt
 from reenact.body import retarget as body_retarget
 from reenact.body.crop import Crop
 from reenact.body.head import face_crop_size, head_centers
+from reenact.body.regions import person_regions
 from reenact.config import TrainConfig, config_dict
 from reenact.data import SubjectClip, center_proxy, to_model_range, to_uint8
 from reenact.distributed import World, gather_tensors, join_world, leave_world, max_across, wrapper
@@ -145,7 +146,7 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
     frame_count = len(subject.tracks["valid"])
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
-    regions = face_regions(subject.tracks, subject.resolution) if subject.mode == "face" else None
+    regions = loss_regions(subject, config)
     heads = model_head_centers(subject, preset.resolution) if subject.mode == "body" and config.face_enhancer else None
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution, config.window,
                        config.validation_fraction, sequence_length(config), regions, heads, pin_memory)
@@ -156,6 +157,15 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
         info(f"training on {clip.train_end} frames, holding out {len(clip.frames) - clip.train_end} at "
              f"{preset.resolution}px (preset {config.preset}, {world.size} worker(s), batch {config.batch_size} each)")
     return clip
+
+
+def loss_regions(subject: Subject, config: TrainConfig) -> np.ndarray | None:
+    """What counts 1 + region_weight in the L1 loss: a face's mouth and eyes, a body's person."""
+    if config.region_weight <= 0:
+        return None
+    if subject.mode == "face":
+        return face_regions(subject.tracks, subject.resolution)
+    return person_regions(subject.proxies())
 
 
 def model_head_centers(subject: Subject, resolution: int) -> np.ndarray:

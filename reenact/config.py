@@ -69,7 +69,7 @@ class TrainConfig:
     alpha_weight: float = 5.0            # over a plate: L1 of the alpha against where the frame differs from the plate
     perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else none) | vgg19 | random | none
     temporal_weight: float = 1.0
-    region_weight: float = 4.0           # faces: mouth and eyes count 1 + this in the L1 loss
+    region_weight: float = 4.0           # in the L1 loss, 1 + this: a face's mouth and eyes, a body's person (skeleton grown)
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
     temporal_scales: int | None = None   # time scales (frame strides 1, 2, 4…), one discriminator each (vid2vid); default from the preset
     face_enhancer: bool = True           # bodies: Everybody Dance Now's face GAN on a crop around the head

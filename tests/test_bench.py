@@ -100,3 +100,17 @@ def test_gpu_validate_names_no_path_compiled_that_is_not():
     assert not [name for name in paths(None) if "compile" in name]
     compiled = {name: path for name, path in paths("inductor").items() if path.acceleration.compile_backend}
     assert set(compiled) == {"compile", "combined_compiled"}
+
+
+def test_gpu_validate_runs_the_repo_cli_where_no_reenact_script_is_installed(monkeypatch, tmp_path):
+    """A GPU machine that was handed a copy of the repo has python but no `reenact` script beside it."""
+    module = gpu_validate()
+    bare_bin = tmp_path / "bin"
+    bare_bin.mkdir()
+    python = bare_bin / "python3"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(python))
+    context = module.Context(module.PROFILES["cpu"], "cpu", tmp_path, tmp_path, tmp_path / "r.json", {})
+    finished = module.run_cli(context, "train", "--help", runner=False, log="help")
+    assert finished.returncode == 0 and "--minutes" in finished.output

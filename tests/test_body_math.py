@@ -6,6 +6,7 @@ import pytest
 from reenact.body import layout
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import GroundStats, ground_stats, normalize_poses, scale_and_ground
+from reenact.body.regions import PERSON_GROWTH, person_regions
 from reenact.body.people import PeopleScan, drop_flickers, largest_person_only, overlap_fraction, person_box
 from reenact.body.smoothing import fill_short_gaps, one_euro, smooth_one_euro
 
@@ -94,6 +95,20 @@ def test_subject_crop_holds_every_frame_and_is_square():
     assert crop.y + crop.size >= body[:, 1].max()
     mapped = crop.to_crop_pixels(body, 128)
     assert mapped[:, :2].min() >= 0 and mapped[:, :2].max() <= 128
+
+
+def test_person_region_is_the_skeleton_grown_by_a_limb_width_and_no_more():
+    resolution = 100
+    proxies = np.zeros((2, resolution, resolution, 3), np.uint8)
+    proxies[0, 20:80, 50] = (255, 0, 0)                    # a limb in any colour counts
+    proxies[1, 50, 10:30] = (0, 0, 90)
+    regions = person_regions(proxies)
+    grow = round(PERSON_GROWTH * resolution)
+    assert regions.shape == (2, resolution, resolution) and regions.dtype == np.uint8
+    assert regions[0, 50, 50 - grow] == 255 and regions[0, 50, 50 + grow] == 255
+    assert regions[0, 50, 50 - grow - 2] == 0 and regions[0, 50, 50 + grow + 2] == 0
+    assert regions[0, 20 - grow - 2, 50] == 0 and regions[0, 79 + grow, 50] == 255
+    assert regions[1, 50 - grow, 20] == 255 and regions[1, 50 + grow + 2, 20] == 0 and regions[1, :, 50].max() == 0
 
 
 def clip_between(far: float, near: float, far_height: float, near_height: float, frames: int = 40) -> np.ndarray:

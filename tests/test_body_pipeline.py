@@ -60,6 +60,20 @@ def test_proxies_line_up_with_the_person_in_the_frames(subject):
     assert foreground[drawn].mean() > 3 * foreground[~drawn].mean()
 
 
+def test_the_loss_weights_the_person_region_on_a_real_clip(subject):
+    from pipelines.train import loss_regions
+    from reenact.config import TrainConfig
+    from reenact.subject import Subject
+
+    loaded = Subject.load(subject)
+    regions = loss_regions(loaded, TrainConfig(subject=str(subject))) > 0
+    frames = np.load(subject / "frames.npy")
+    foreground = np.abs(frames.astype(np.int16) - np.median(frames, axis=0)).sum(axis=3) > 60
+    assert regions.shape == frames.shape[:3] and regions.mean() < 0.3
+    assert foreground[regions].mean() > 5 * foreground[~regions].mean()
+    assert loss_regions(loaded, TrainConfig(subject=str(subject), region_weight=0)) is None
+
+
 def test_track_again_reuses_the_folder(subject, example_source):
     before = (subject / "frames.npy").stat().st_mtime_ns
     result = run_reenact("track", example_source, "--mode", "body", "--resolution", RESOLUTION, "--out", subject)

@@ -54,9 +54,9 @@ class Plate:
                 "max_inpainted": MAX_INPAINTED_SHARE}
 
 
-def person_masks(proxies: np.ndarray, resolution: int) -> np.ndarray:
-    """(N, R, R) bool: the drawn skeleton grown by MASK_GROWTH of the resolution."""
-    radius = max(1, round(MASK_GROWTH * resolution))
+def person_masks(proxies: np.ndarray, resolution: int, growth: float = MASK_GROWTH) -> np.ndarray:
+    """(N, R, R) bool: the drawn skeleton grown by ``growth`` of the resolution."""
+    radius = max(1, round(growth * resolution))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.stack([cv2.dilate((proxy.max(axis=-1) > 0).astype(np.uint8), kernel) > 0 for proxy in proxies])
 
