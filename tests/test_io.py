@@ -11,7 +11,7 @@ import pytest
 
 from reenact.errors import ReenactError
 from reenact.io import VideoWriter, iter_frames, probe_video
-from reenact.io.ffmpeg_bin import ffprobe_exe
+from reenact.io.ffmpeg_bin import ffmpeg_has_option, ffprobe_exe
 from tests.conftest import make_clip, shared_clip
 
 PROBERS = {"ffprobe": True, "ffmpeg": False}
@@ -31,7 +31,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "plain": plain,
         "with_audio": make_clip(folder / "with audio ü.mp4", *pattern, *tone, "-pix_fmt", "yuv420p", "-shortest"),
         "rotated": make_clip(folder / "rotated.mp4", "-display_rotation", "90", "-i", str(plain), "-c", "copy")
-        if _supports_display_rotation() else make_clip(folder / "rotated.mp4", "-i", str(plain), "-c", "copy", "-metadata:s:v", "rotate=270"),
+        if ffmpeg_has_option("display_rotation") else make_clip(folder / "rotated.mp4", "-i", str(plain), "-c", "copy", "-metadata:s:v", "rotate=270"),
         "variable_rate": make_clip(folder / "vfr.mkv", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "2",
                                    "-vf", "setpts='if(lt(N,10),PTS,PTS+(N-10)/TB/20)'", "-fps_mode", "vfr"),
         "audio_only": make_clip(folder / "audio.m4a", *tone),
@@ -39,10 +39,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def _supports_display_rotation() -> bool:
-    from tests.conftest import ffmpeg
-
-    return "display_rotation" in subprocess.run([ffmpeg(), "-hide_banner", "-h", "full"], capture_output=True, text=True).stdout
+def test_ffmpeg_options_are_looked_up_in_the_binary_in_use():
+    assert ffmpeg_has_option("re") and ffmpeg_has_option("r")   # -r is listed as -r[:<stream_spec>]
+    assert not ffmpeg_has_option("rep") and not ffmpeg_has_option("no_such_option")   # a prefix of -report is not an option
 
 
 @pytest.mark.parametrize("prober", PROBERS)

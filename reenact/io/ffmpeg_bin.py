@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 import shutil
+import subprocess
 
 from reenact.errors import ReenactError
 
@@ -25,3 +27,10 @@ def ffmpeg_exe() -> str:
 def ffprobe_exe() -> str | None:
     """The system ffprobe, or None (the imageio-ffmpeg wheel has none)."""
     return shutil.which("ffprobe")
+
+
+@functools.cache
+def ffmpeg_has_option(name: str) -> bool:
+    """Whether this ffmpeg knows ``-name``: options come and go between releases."""
+    listing = subprocess.run([ffmpeg_exe(), "-hide_banner", "-h", "full"], capture_output=True, text=True).stdout
+    return re.search(rf"^-{re.escape(name)}\b", listing, re.MULTILINE) is not None

@@ -29,7 +29,7 @@ import ffmpeg
 import numpy as np
 
 from reenact.errors import ReenactError
-from reenact.io.ffmpeg_bin import ffmpeg_exe
+from reenact.io.ffmpeg_bin import ffmpeg_exe, ffmpeg_has_option
 from reenact.io.probe import NTSC_RATES
 
 STREAM_SCHEMES = ("rtsp", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -103,6 +103,10 @@ def ffmpeg_command(source: InputSpec, max_side: int, realtime: bool) -> list[str
         options["format"] = "v4l2"
     if source.kind in ("file", "stdin") and realtime:
         options["re"] = None   # deliver at the clip's own rate, as a camera would
+        if ffmpeg_has_option("readrate_initial_burst"):
+            # Since ffmpeg 6.1, -re first delivers half a second at once, which no camera does;
+            # 0 there means that default, so the burst is a hundredth of a second instead.
+            options["readrate_initial_burst"] = 0.01
     if source.kind == "stream":
         # Frames as soon as they arrive, rather than a smoother but later picture.
         options.update(analyzeduration=NETWORK_ANALYZE_MICROSECONDS, fflags="nobuffer", flags="low_delay")
@@ -149,6 +153,7 @@ class FfmpegLog:
         if not self._lines:
             return None
         line = re.sub(r"^\[[^\]]+\] ", "", self._lines[-1])
+        line = re.sub(r"^Error opening (?:input|output) files?: ", "", line)   # ffmpeg 7 and later
         return line.removeprefix(f"{self.target}: ")
 
     def fps(self) -> float:
