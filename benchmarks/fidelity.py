@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     results.update(machine=machine(), preset=args.preset, train_minutes=args.train_minutes)
     for target in targets:
         print(f"== {target.name}: {target.motion}", flush=True)
-        results["targets"][target.name] = run_target(target, args, workdir)
+        earlier = results["targets"].get(target.name, {})
+        # A stage skipped on resume keeps the timings and budget the earlier run recorded for it.
+        carried = {k: earlier[k] for k in ("track_s", "train_s", "train_it_per_s", "train_minutes") if k in earlier}
+        results["targets"][target.name] = {**carried, **run_target(target, args, workdir)}
         results["date"] = datetime.date.today().isoformat()
         write_json(Path(args.out), results)
     Path(args.markdown).write_text(markdown(results))
@@ -114,6 +117,7 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> dict:
         output, timings["train_s"] = reenact("train", subject, "--preset", args.preset, "--minutes", args.train_minutes,
                                              "--out", checkpoint)
         timings["train_it_per_s"] = float(re.search(r"\(([\d.]+) it/s\)", output).group(1))
+        timings["train_minutes"] = args.train_minutes
     if trained or not metrics.is_file():
         timings["eval_s"] = reenact("eval", checkpoint, "--driver", driver, "--json", metrics,
                                     "--report", workdir / f"{target.name}.eval")[1]
@@ -186,8 +190,10 @@ CROSS_COLUMNS = {
 
 def markdown(results: dict) -> str:
     machine_line = results["machine"]
+    minutes = ", ".join(f"{name} {target.get('train_minutes', results['train_minutes']):g}"
+                        for name, target in results["targets"].items())
     lines = [f"Fidelity benchmark, {results.get('date')}: preset `{results['preset']}`, "
-             f"{results['train_minutes']:g} minutes of training per target, on {machine_line['device']} "
+             f"minutes of training per target: {minutes}; on {machine_line['device']} "
              f"({machine_line['cpu_cores']} CPU cores, torch {machine_line['torch']}).", ""]
     for mode in ("body", "face"):
         names = [n for n, r in results["targets"].items() if r["mode"] == mode]
