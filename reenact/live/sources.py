@@ -104,8 +104,8 @@ def ffmpeg_command(source: InputSpec, max_side: int, realtime: bool) -> list[str
     if source.kind in ("file", "stdin") and realtime:
         options["re"] = None   # deliver at the clip's own rate, as a camera would
         if ffmpeg_has_option("readrate_initial_burst"):
-            # Since ffmpeg 6.1, -re first delivers half a second at once, which no camera does;
-            # 0 there means that default, so the burst is a hundredth of a second instead.
+            # An ffmpeg with this option first delivers half a second at once under -re, which no
+            # camera does; ffmpeg 9 reads 0 as that default, so the burst is a hundredth of a second.
             options["readrate_initial_burst"] = 0.01
     if source.kind == "stream":
         # Frames as soon as they arrive, rather than a smoother but later picture.
