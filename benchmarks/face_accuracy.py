@@ -15,7 +15,6 @@ those frames (the live issue asks for at most 1.25).
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from run_all import FIGURES, REPO   # this folder is on the path when the script runs
+from run_all import FIGURES, REPO, read_figures   # this folder is on the path when the script runs
 
 SPEEDS = {key: FIGURES[key] for key in ("tracking_fps", "fitting_fps")}
 
@@ -45,7 +44,7 @@ def measure_online(tracks: dict, fps: float, offline_error: np.ndarray) -> dict:
     """The online fit over the detections, as `reenact live` runs it; figures on the frames after the warm-up."""
     from reenact.face.model import load_face_model
     from reenact.face.online import OnlineFaceFit, warm_up, warm_up_frames
-    from reenact.live.drivers import FACE_WARMUP_SECONDS
+    from reenact.face.driver import FACE_WARMUP_SECONDS
 
     valid, landmarks, size = tracks["valid"], tracks["landmarks"], tuple(int(v) for v in tracks["image_size"])
     warmup = np.flatnonzero(valid)[:max(2, round(fps * FACE_WARMUP_SECONDS))]
@@ -71,11 +70,10 @@ def measure_online(tracks: dict, fps: float, offline_error: np.ndarray) -> dict:
 
 def measure(clip: Path, work: Path, online: bool = False) -> dict:
     out = work / clip.stem
-    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "track", str(clip), "--mode", "face",
-                             "--resolution", "64", "--out", str(out)], capture_output=True, text=True)
+    args, since = ["track", str(clip), "--mode", "face", "--resolution", "64", "--out", str(out)], time.time()
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True)
     if result.returncode != 0:
         return {"clip": clip.name, "error": result.stderr.strip().splitlines()[-1]}
-    output = " ".join((result.stdout + result.stderr).split())
     with np.load(out / "tracks.npz") as npz:
         tracks = dict(npz)
     valid, landmarks, fitted = tracks["valid"], tracks["landmarks"], tracks["fitted_landmarks"]
@@ -89,7 +87,7 @@ def measure(clip: Path, work: Path, online: bool = False) -> dict:
         "blink_left_r": correlation(weight("eyeBlink_L"), distance(landmarks, 386, 374)),
         "blink_right_r": correlation(weight("eyeBlink_R"), distance(landmarks, 159, 145)),
         "jaw_open_r": correlation(weight("jawOpen"), distance(landmarks, 13, 14)),
-        **{key: float(m.group(1)) for key, pattern in SPEEDS.items() if (m := re.search(pattern, output))},
+        **read_figures(args, work, since, SPEEDS),
         **(measure_online(tracks, fps, error) if online else {}),
     }
 

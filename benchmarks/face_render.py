@@ -17,7 +17,7 @@ import torch
 
 from reenact.face.geometry import axis_angle_to_matrix
 from reenact.face.model import load_face_model
-from reenact.render.face import FaceProxyRenderer
+from reenact.face.proxy import FaceProxyRenderer
 
 
 def main() -> None:

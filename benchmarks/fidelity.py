@@ -26,7 +26,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -114,9 +113,9 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> dict:
         timings["track_s"] = reenact("track", clip, "--mode", target.mode, "--resolution", resolution, "--out", subject)[1]
     trained = args.fresh or not checkpoint.is_file()
     if trained:
-        output, timings["train_s"] = reenact("train", subject, "--preset", args.preset, "--minutes", args.train_minutes,
-                                             "--out", checkpoint)
-        timings["train_it_per_s"] = float(re.search(r"\(([\d.]+) it/s\)", output).group(1))
+        _, timings["train_s"] = reenact("train", subject, "--preset", args.preset, "--minutes", args.train_minutes,
+                                        "--out", checkpoint)
+        timings["train_it_per_s"] = float(json.loads((checkpoint.with_suffix(".train") / "summary.json").read_text())["it_per_s"])
         timings["train_minutes"] = args.train_minutes
     if trained or not metrics.is_file():
         timings["eval_s"] = reenact("eval", checkpoint, "--driver", driver, "--json", metrics,
@@ -179,11 +178,13 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- tables
 
-SELF_COLUMNS = (("psnr_masked", "PSNR m", "{:.2f}"), ("ssim_masked", "SSIM m", "{:.3f}"))
+SELF_COLUMNS = (("psnr_masked", "PSNR m", "{:.2f}"), ("ssim_masked", "SSIM m", "{:.3f}"), ("sharpness", "sharp", "{:.2f}"))
+LOOKS = {"body": ("appearance_distance", "colour ΔE", "{:.1f}"), "face": ("identity_distance", "identity", "{:.2f}")}
 CROSS_COLUMNS = {
-    "body": (("pose_distance", "pose dist.", "{:.3f}"), ("detection_share", "found", "{:.2f}"), ("flicker", "flicker", "{:.4f}")),
-    "face": (("pose_distance", "pose dist.", "{:.3f}"), ("detection_share", "found", "{:.2f}"),
-             ("jawOpen_correlation", "jawOpen r", "{:.2f}"), ("head_rotation_error_deg", "head °", "{:.1f}"),
+    "body": (("pose_distance", "pose dist.", "{:.3f}"), ("detection_share", "found", "{:.2f}"), ("sharpness", "sharp", "{:.2f}"),
+             LOOKS["body"], ("flicker", "flicker", "{:.4f}")),
+    "face": (("pose_distance", "pose dist.", "{:.3f}"), ("detection_share", "found", "{:.2f}"), ("sharpness", "sharp", "{:.2f}"),
+             LOOKS["face"], ("jawOpen_correlation", "jawOpen r", "{:.2f}"), ("head_rotation_error_deg", "head °", "{:.1f}"),
              ("flicker", "flicker", "{:.4f}")),
 }
 
@@ -203,9 +204,9 @@ def markdown(results: dict) -> str:
 
 
 def mode_table(mode: str, targets: dict) -> list[str]:
-    cross_columns = CROSS_COLUMNS[mode]
-    header = (["target ← driver", "steps", "system"] + [f"all: {c[1]}" for c in SELF_COLUMNS] + ["all: flicker ×real"]
-              + ["novel frames"] + [f"novel: {c[1]}" for c in SELF_COLUMNS] + [f"cross: {c[1]}" for c in cross_columns])
+    cross_columns, self_columns = CROSS_COLUMNS[mode], (*SELF_COLUMNS, LOOKS[mode])
+    header = (["target ← driver", "steps", "system"] + [f"all: {c[1]}" for c in self_columns] + ["all: flicker ×real"]
+              + ["novel frames"] + [f"novel: {c[1]}" for c in self_columns] + [f"cross: {c[1]}" for c in cross_columns])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, target in targets.items():
         figures = target["eval"]
@@ -215,10 +216,10 @@ def mode_table(mode: str, targets: dict) -> list[str]:
             cross = figures.get("cross", {}).get("systems", {}).get(system, {})
             cells = ([f"{name} ← {Path(target['driver']).stem}" if system == "model" else "", str(target["steps"]) if system == "model" else "",
                       system.replace("_", " ")]
-                     + [cell(self_all.get(k), f) for k, _, f in SELF_COLUMNS]
+                     + [cell(self_all.get(k), f) for k, _, f in self_columns]
                      + [cell(self_all["flicker"] / figures["real"]["flicker"], "{:.2f}")]
                      + [f"{novel} of {figures['held_out_frames']}" if system == "model" else ""]
-                     + [cell(self_novel.get(k), f) if novel else "—" for k, _, f in SELF_COLUMNS]
+                     + [cell(self_novel.get(k), f) if novel else "—" for k, _, f in self_columns]
                      + [cell(cross.get(k), f) for k, _, f in cross_columns])
             lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -36,7 +36,6 @@ import datetime
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -76,11 +75,11 @@ finally:
     print("PEAKS " + json.dumps(peaks), flush=True)
 sys.exit(code if isinstance(code, int) else 0)
 """.format(repo=str(REPO))
-FIGURES = {  # name: pattern in a command's output
-    "it_per_s": r"steps in [\d.]+ s \(([\d.]+) it/s",
-    "generated_fps": r"generated at ([\d.]+) frames/s",
-    "frames": r"wrote \S+ \((\d+) frames at",
-    "interrupted_at": r"interrupted at step (\d+)",
+FIGURES = {  # name: the command that writes it, and how to read it from the JSON that command writes (figures_file)
+    "it_per_s": ("train", lambda summary: summary.get("it_per_s")),
+    "generated_fps": ("transfer", lambda written: written.get("generation_fps")),
+    "frames": ("transfer", lambda written: written.get("frames")),
+    "interrupted_at": ("train", lambda summary: summary.get("step") if summary.get("stopped") == "interrupted" else None),
 }
 
 
@@ -241,7 +240,7 @@ def save_results(path: Path, results: dict) -> None:
 @dataclass
 class Finished:
     returncode: int
-    output: str              # stdout and stderr, whitespace collapsed, for the FIGURES patterns
+    output: str              # stdout and stderr, whitespace collapsed
     seconds: float
     peaks: dict
     figures: dict
@@ -260,7 +259,7 @@ def run_cli(context: Context, *args, stop_after: float = 570.0, runner: bool = T
         command = [sys.executable, "-c", RUNNER] if runner else reenact
     command += [str(a) for a in args]
     print(f"   $ {'torchrun --nproc_per_node=1 … ' * torchrun}reenact {' '.join(str(a) for a in args)}", flush=True)
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=context.workdir,
                                env={**os.environ, "COLUMNS": "200"}, start_new_session=True)
     try:
@@ -278,9 +277,22 @@ def run_cli(context: Context, *args, stop_after: float = 570.0, runner: bool = T
     (logs / f"{log}.log").write_text(output)
     peaks = next((json.loads(line[6:]) for line in output.splitlines() if line.startswith("PEAKS ")), {})
     flat = " ".join(output.split())
-    figures = {key: float(m.group(1)) for key, pattern in FIGURES.items() if (m := re.search(pattern, flat))}
+    figures = read_figures([str(a) for a in args], context.workdir, started_at)
     print(f"     exit {process.returncode} after {seconds:.1f} s", flush=True)
     return Finished(process.returncode, flat, seconds, {k: round(v, 1) for k, v in peaks.items()}, figures)
+
+
+def read_figures(args: list[str], cwd: Path, since: float) -> dict:
+    """The FIGURES of `reenact ARGS` run in ``cwd``, from the JSON file it wrote (where run_all's
+    figures_file says); left out when that file is absent, was not written since ``since`` (a
+    time.time(): an earlier run's), or lacks the figure."""
+    from benchmarks.run_all import figures_file, written_json
+
+    written = written_json(figures_file(args, cwd), since)
+    if written is None:
+        return {}
+    values = {key: read(written) for key, (command, read) in FIGURES.items() if command == args[0]}
+    return {key: float(value) for key, value in values.items() if value is not None}
 
 
 def require(finished: Finished, what: str) -> None:

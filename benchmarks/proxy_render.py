@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from reenact.body.crop import Crop
-from reenact.render.skeleton import SkeletonRenderer
+from reenact.body.skeleton import SkeletonRenderer
 from reenact.subject import Subject
 
 

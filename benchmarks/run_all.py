@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,22 +29,57 @@ try:
 finally:
     print(json.dumps({"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-FIGURES = {  # figure name: pattern in the command's output
-    "tracking_fps": r"tracked \d+ frames in [\d.]+ s \(([\d.]+) frames/s",
-    "fitting_fps": r"fitted the face model in [\d.]+ s \(([\d.]+) frames/s",
-    "training_it_per_s": r"steps in [\d.]+ s \(([\d.]+) it/s",
-    "generation_fps": r"generated at ([\d.]+) frames/s",
+FIGURES = {  # figure name: the command that writes it, and its keys in the JSON that command writes (figures_file)
+    "tracking_fps": ("track", "timings", "tracking_fps"),
+    "fitting_fps": ("track", "timings", "fitting_fps"),
+    "training_it_per_s": ("train", "it_per_s"),
+    "generation_fps": ("transfer", "generation_fps"),
 }
 
 
+def figures_file(args: list[str], cwd: Path) -> Path | None:
+    """The JSON file `reenact ARGS` writes its figures to, beside the --out it was given: the subject's
+    subject.json (track), the run folder's summary.json (train), the video's .json (transfer)."""
+    if "--out" not in args[:-1]:
+        return None
+    out = cwd / args[args.index("--out") + 1]
+    return {"track": out / "subject.json", "train": out.with_suffix(".train") / "summary.json",
+            "transfer": out.with_suffix(".json")}.get(args[0])
+
+
+def written_json(path: Path | None, since: float) -> dict | None:
+    """The JSON at ``path`` if it was written since ``since`` (a time.time()), else None."""
+    try:
+        if path is None or path.stat().st_mtime < since:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_figures(args: list[str], cwd: Path, since: float, figures: dict = FIGURES) -> dict:
+    """``figures`` of `reenact ARGS` run in ``cwd``, from the JSON file it wrote; left out when that file is
+    absent, was not written since ``since`` (a time.time(): an earlier run's), or lacks the figure."""
+    written = written_json(figures_file(args, cwd), since)
+    if written is None:
+        return {}
+    found = {}
+    for name, (command, *keys) in figures.items():
+        value = written if command == args[0] else None
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            found[name] = float(value)
+    return found
+
+
 def run_stage(name: str, args: list[str], workdir: Path, frames: int | None = None) -> dict:
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     result = subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=workdir, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stderr[-2000:]}")
-    output = " ".join((result.stdout + result.stderr).split())
-    figures = {key: float(m.group(1)) for key, pattern in FIGURES.items() if (m := re.search(pattern, output))}
+    figures = read_figures(args, workdir, started_at)
     record = {"stage": name, "wall_s": round(seconds, 1), **figures,
               "peak_memory_mb": round(json.loads(result.stdout.strip().splitlines()[-1])["peak_memory_mb"], 1)}
     if frames:

@@ -23,8 +23,8 @@ GAZE_COLUMNS = ("gaze_right_yaw_in_deg", "gaze_right_pitch_up_deg", "gaze_left_y
 def run(config: ExportConfig) -> list[Path]:
     # 1. The subject must be a face subject, and at least one output must be asked for.
     subject = Subject.load(config.subject)
-    if subject.mode != "face":
-        raise ReenactError(f"{config.subject}: a {subject.mode} subject; expressions exist only for face subjects")
+    if not subject.mode.has_expressions:
+        raise ReenactError(f"{config.subject}: a {subject.mode.name} subject; expressions exist only for face subjects")
     if not config.csv and not config.json:
         raise ReenactError("export-expressions: give --csv PATH and/or --json PATH")
     # 2. One row per frame: time, validity, the 53 weights, head pose and gaze.

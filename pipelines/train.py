@@ -17,28 +17,22 @@ import cv2
 import numpy as np
 import torch
 
-from reenact import checkpoint as ckpt
-from reenact.body import retarget as body_retarget
-from reenact.body.crop import Crop
-from reenact.body.head import face_crop_size, head_centers
-from reenact.body.regions import person_regions
+from reenact.body.head import face_crop_size
 from reenact.config import TrainConfig, config_dict
 from reenact.data import SubjectClip, center_proxy, to_model_range, to_uint8
-from reenact.distributed import World, gather_tensors, join_world, leave_world, max_across, wrapper
+from reenact.distributed import World, join_world, leave_world, max_across, wrapper
 from reenact.errors import ReenactError
-from reenact.face import retarget as face_retarget
-from reenact.face.regions import face_regions
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
+from reenact.resume import resume, save_checkpoint
 from reenact.subject import BACKGROUND, Subject
 from reenact.training import (Budget, Networks, build_networks, compiled_graphs, configure_backends,
                               generate_sequence, sequence_length, train_step, unwrap)
 from reenact.translator import face_enhancer_arguments, model_arguments
 
 SAMPLE_ROWS = 4
-TARGET_FIELDS = {"body": body_retarget.target_fields, "face": face_retarget.target_fields}
 
 
 def run(config: TrainConfig) -> Path:
@@ -79,7 +73,8 @@ def run(config: TrainConfig) -> Path:
         start_step = resume(out, networks, arguments, rng, subject, world, config.seed, budget) if config.resume else 0
         # 4. The loop, with progress, TensorBoard scalars, sample grids and periodic checkpoints.
         save = lambda step, stopped: save_checkpoint(out, step, networks, arguments, subject, config, preset,
-                                                     perceptual_record, rng, clip, world, budget, stopped)
+                                                     perceptual_record, rng, lambda: validation_metrics(networks.sampler, clip),
+                                                     world, budget, stopped)
         step = train_loop(clip, networks, config, rng, start_step, budget, run_folder, save, world)
         if world.is_main:
             info(f"wrote {out} (step {step}); samples and TensorBoard logs in {run_folder}/")
@@ -147,11 +142,11 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
     regions = loss_regions(subject, config)
-    heads = model_head_centers(subject, preset.resolution) if subject.mode == "body" and config.face_enhancer else None
+    heads = subject.mode.enhancer_heads(subject, preset.resolution) if config.face_enhancer else None
     clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution, config.window,
                        config.validation_fraction, sequence_length(config), regions, heads, pin_memory)
     if len(clip.train_ends) < 2:
-        raise ReenactError(f"{subject.root}: too few consecutive frames with a {('person', 'face')[subject.mode == 'face']} "
+        raise ReenactError(f"{subject.root}: too few consecutive frames with a {subject.mode.who} "
                            f"to train on ({len(clip.train_ends)} sequences of {clip.sequence_length})")
     if world.is_main:
         info(f"training on {clip.train_end} frames, holding out {len(clip.frames) - clip.train_end} at "
@@ -161,18 +156,7 @@ def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig
 
 def loss_regions(subject: Subject, config: TrainConfig) -> np.ndarray | None:
     """What counts 1 + region_weight in the L1 loss: a face's mouth and eyes, a body's person."""
-    if config.region_weight <= 0:
-        return None
-    if subject.mode == "face":
-        return face_regions(subject.tracks, subject.resolution)
-    return person_regions(subject.proxies())
-
-
-def model_head_centers(subject: Subject, resolution: int) -> np.ndarray:
-    """(T, 3): x, y of the head in model pixels, and 1 where the head was seen."""
-    keypoints = Crop.from_dict(subject.meta["crop"]).to_crop_pixels(subject.tracks["keypoints"], resolution)
-    centers, seen = head_centers(keypoints, subject.meta["config"]["min_confidence"])
-    return np.concatenate([centers, seen[:, None]], axis=1)
+    return subject.mode.loss_regions(subject) if config.region_weight > 0 else None
 
 
 def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: torch.Generator, start_step: int,
@@ -187,6 +171,7 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
     board = SummaryWriter(str(run_folder / "tensorboard")) if world.is_main else None
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     graphs_after_first_step, agree = 0, lambda seconds: max_across(world, seconds)
+    loop_started = time.perf_counter()
     budget.update(step, agree)
     try:
         with progress_task("training", config.steps if world.is_main and not budget.seconds else None) as task:
@@ -210,9 +195,14 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
                  f"({(step - start_step) / max(task.elapsed, 1e-9):.2f} it/s)")
             if config.compile:
                 report_recompiles(compiled_graphs() - graphs_after_first_step)
-        save(step, "steps" if budget.steps is not None and step >= budget.steps else "minutes")
+        stopped = "steps" if budget.steps is not None and step >= budget.steps else "minutes"
+        save(step, stopped)
+        if world.is_main:
+            write_summary(run_folder, step, start_step, time.perf_counter() - loop_started, stopped, config)
     except KeyboardInterrupt:
         save(step, "interrupted")
+        if world.is_main:
+            write_summary(run_folder, step, start_step, time.perf_counter() - loop_started, "interrupted", config)
         raise ReenactError(f"interrupted at step {step}; saved {config.out or 'the checkpoint'}, continue with "
                            f"`reenact train {config.subject} --resume` and the same options") from None
     finally:
@@ -220,6 +210,14 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
         if board is not None:
             board.close()
     return step
+
+
+def write_summary(run_folder: Path, step: int, start_step: int, seconds: float, stopped: str, config: TrainConfig) -> None:
+    """summary.json in the run folder: how far this run got and how fast, for people and benchmarks."""
+    steps = step - start_step
+    write_json(run_folder / "summary.json", {"step": step, "steps_this_run": steps, "loop_seconds": round(seconds, 3),
+                                             "it_per_s": round(steps / max(seconds, 1e-9), 4), "stopped": stopped,
+                                             "checkpoint": str(config.out) if config.out else None})
 
 
 def progress_status(readings: dict[str, float] | None, budget: Budget) -> str | None:
@@ -285,93 +283,3 @@ def validation_metrics(generator: torch.nn.Module, clip: SubjectClip) -> dict[st
     error = (generated - batch["frames"][:, -1]) / 2  # in [0, 1] units
     mse = error.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
     return {"l1": float(error.abs().mean()), "psnr": float((10 * torch.log10(1 / mse)).mean())}
-
-
-def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, subject: Subject, config: TrainConfig,
-                    preset: ModelPreset, perceptual_record: dict, rng: torch.Generator, clip: SubjectClip, world: World,
-                    budget: Budget, stopped: str) -> None:
-    """``stopped``: "steps" or "minutes" (the budget that ended training), "interrupted", or "in progress"."""
-    # Every rank's sampler state, so each resumes its own stream. An interrupted run skips the
-    # gather: its ranks may stop at different points, and a collective there could wait forever.
-    samplers = [rng.get_state()] if stopped == "interrupted" else gather_tensors(world, rng.get_state())
-    if not world.is_main:
-        return
-    ckpt.save_checkpoint(out, {
-        "format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, "mode": subject.mode,
-        "step": step, "world_size": world.size, "stopped": stopped,
-        "training_seconds": budget.seconds_spent(), "config": config_dict(config), "preset": preset.to_dict(),
-        "resolution": preset.resolution, "window": config.window, "model": arguments,
-        "generator": unwrap(networks.generator).state_dict(),
-        "generator_ema": networks.ema.state_dict() if networks.ema is not None else None,
-        "image_discriminator": unwrap(networks.image_discriminator).state_dict(),
-        "temporal_discriminators": networks.bare_temporal_discriminators.state_dict(),
-        "optimizers": {"generator": networks.generator_optimizer.state_dict(),
-                       "discriminator": networks.discriminator_optimizer.state_dict()},
-        "schedulers": [s.state_dict() for s in networks.schedulers],
-        **face_enhancer_state(networks),
-        "target": target_description(subject),
-        "perceptual_loss": perceptual_record,
-        "validation": validation_metrics(networks.sampler, clip),
-        "rng": {"samplers": samplers, "torch": torch.get_rng_state()},
-    })
-
-
-def face_enhancer_state(networks: Networks) -> dict:
-    if networks.face is None:
-        return {}
-    return {"face_enhancer": unwrap(networks.face.generator).state_dict(),
-            "face_discriminator": unwrap(networks.face.discriminator).state_dict(),
-            "face_optimizers": {"generator": networks.face.generator_optimizer.state_dict(),
-                                "discriminator": networks.face.discriminator_optimizer.state_dict()}}
-
-
-def target_description(subject: Subject) -> dict:
-    """What transfer needs from the target subject, so the checkpoint works without its folder."""
-    meta = subject.meta
-    return {"subject": str(subject.root.resolve()), "subject_resolution": subject.resolution, "fps": meta["fps"],
-            "source_size": [meta["source"]["width"], meta["source"]["height"]], "track_config": meta["config"],
-            **TARGET_FIELDS[subject.mode](subject)}
-
-
-def resume(out: Path, networks: Networks, arguments: dict, rng: torch.Generator, subject: Subject, world: World,
-           seed: int, budget: Budget) -> int:
-    if not out.exists():
-        if world.is_main:
-            warn(f"--resume: {out} does not exist yet, starting from step 0")
-        return 0
-    state = ckpt.load_checkpoint(out, mode=subject.mode)
-    if state["model"] != arguments:
-        raise ReenactError(f"{out}: trained with other network settings (preset {state['config']['preset']}, "
-                           f"window {state['window']}); resume with the same options")
-    unwrap(networks.generator).load_state_dict(state["generator"])
-    unwrap(networks.image_discriminator).load_state_dict(state["image_discriminator"])
-    networks.bare_temporal_discriminators.load_state_dict(state["temporal_discriminators"])
-    if networks.ema is not None:
-        networks.ema.load_state_dict(state["generator_ema"] or state["generator"])
-    networks.generator_optimizer.load_state_dict(state["optimizers"]["generator"])
-    networks.discriminator_optimizer.load_state_dict(state["optimizers"]["discriminator"])
-    for scheduler, scheduler_state in zip(networks.schedulers, state["schedulers"]):
-        scheduler.load_state_dict(scheduler_state)
-    if networks.face is not None:
-        unwrap(networks.face.generator).load_state_dict(state["face_enhancer"])
-        unwrap(networks.face.discriminator).load_state_dict(state["face_discriminator"])
-        networks.face.generator_optimizer.load_state_dict(state["face_optimizers"]["generator"])
-        networks.face.discriminator_optimizer.load_state_dict(state["face_optimizers"]["discriminator"])
-    torch.set_rng_state(state["rng"]["torch"])
-    resume_sampler(rng, state["rng"].get("samplers", []), world, int(state["step"]), seed)
-    budget.spent = float(state.get("training_seconds", 0.0))     # --minutes counts the time spent before
-    if world.is_main:
-        info(f"resumed from {out} at step {state['step']}")
-    return int(state["step"])
-
-
-def resume_sampler(rng: torch.Generator, saved: list[torch.Tensor], world: World, step: int, seed: int) -> None:
-    """This rank's saved sampler state; where there is none (another world size, an interrupted
-    multi-worker run), a seed of its own from the seed, rank and step, never another rank's stream."""
-    if len(saved) == world.size:
-        try:
-            rng.set_state(saved[world.rank])
-            return
-        except RuntimeError:   # a state of another device's generator
-            pass
-    rng.manual_seed(seed + 1_000_003 * step + world.rank)

@@ -8,16 +8,18 @@ image_discriminator / temporal_discriminators (state dicts), optimizers, schedul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from reenact.errors import ReenactError
 from reenact.files import atomic_path
+from reenact.modes import MODES, Mode
 
 FORMAT = "reenact.checkpoint"
 FORMAT_VERSION = 1
-MODES = ("body", "face")
 REQUIRED = ("mode", "step", "config", "resolution", "window", "model", "generator", "target")
 
 
@@ -51,4 +53,71 @@ def load_checkpoint(path: str | Path, mode: str | None = None) -> dict:
     missing = [key for key in REQUIRED if key not in checkpoint]
     if missing:
         raise ReenactError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
+    MODES[checkpoint["mode"]].check_target(checkpoint["target"], str(path))
     return checkpoint
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: its plain dict (``state``) and typed views of what inference reads. The
+    model object builds and loads its own networks (as pix2pixHD's does); training's parts and
+    resuming are in reenact/resume.py."""
+    path: Path
+    state: dict
+
+    @classmethod
+    def load(cls, path: str | Path, mode: str | None = None) -> "Checkpoint":
+        return cls(Path(path), load_checkpoint(path, mode))
+
+    @property
+    def mode(self) -> Mode:
+        return MODES[self.state["mode"]]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.state["resolution"])
+
+    @property
+    def window(self) -> int:
+        return int(self.state["window"])
+
+    @property
+    def target(self) -> dict:
+        """What a driver needs of the target, so the checkpoint works without its subject folder."""
+        return self.state["target"]
+
+    @property
+    def config(self) -> dict:
+        """The resolved train config it was trained with."""
+        return self.state["config"]
+
+    @cached_property
+    def head_scale(self) -> float:
+        """Subject pixels → model pixels."""
+        return self.resolution / self.target["subject_resolution"]
+
+    def generator(self, device: torch.device) -> torch.nn.Module:
+        """The generator (its EMA where trained with one), in eval mode on ``device``."""
+        from reenact.translator import build_generator
+
+        generator = build_generator(self.state["model"]).to(device).eval()
+        generator.load_state_dict(self.state.get("generator_ema") or self.state["generator"])
+        return generator
+
+    def face_enhancer(self, device: torch.device) -> torch.nn.Module | None:
+        """Everybody Dance Now's face enhancer, where the checkpoint has one."""
+        from reenact.translator import build_face_enhancer
+
+        enhancer = build_face_enhancer(self.state["model"])
+        if enhancer is None or "face_enhancer" not in self.state:
+            return None
+        enhancer.load_state_dict(self.state["face_enhancer"])
+        return enhancer.to(device).eval()
+
+    @property
+    def face_crop_size(self) -> int | None:
+        return self.state["model"].get("face_crop", {}).get("size")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from reenact.errors import ReenactError
 
-MODES = ("auto", "body", "face")
+MODE_CHOICES = ("auto", "body", "face")      # reenact/modes MODES, and auto
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULE_NAMES = ("constant", "linear_decay")   # reenact/training.py LR_SCHEDULES
 PERCEPTUAL_LOSS_NAMES = ("auto", "vgg19", "random", "none")   # auto, then reenact/models/losses.py PERCEPTUAL_LOSSES
@@ -211,7 +211,7 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
 
 
 def _check_choices(config: Any) -> None:
-    for name, choices in (("mode", MODES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES),
+    for name, choices in (("mode", MODE_CHOICES), ("device", DEVICES), ("lr_schedule", LR_SCHEDULE_NAMES),
                           ("perceptual_loss", PERCEPTUAL_LOSS_NAMES),
                           ("smoothing", SMOOTHER_NAMES), ("face_landmarks", FACE_LANDMARK_BACKENDS),
                           ("lookahead", LOOKAHEAD_NAMES)):

@@ -72,20 +72,12 @@ def spread(unexplained: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StabiliserSettings:
+    """Each mode's are in reenact/modes/, chosen on the fidelity benchmark's held-out frames (README)."""
     blend: float = 0.93              # weight of the warped previous output where the flow explains the proxy
     tolerance: float = 96.0          # proxy levels (of 255) the flow fails to explain where the weight falls to blend/e
     hold_pixels: float = 0.5         # the proxy moved less than this everywhere: hold the previous output
     hold_levels: float = 128.0       # … and changed by less than this anywhere after warping
     sparse_proxy: bool = False       # a skeleton's thin lines: spread what the flow leaves unexplained
-
-
-# Chosen on the fidelity benchmark's held-out frames (README). The face's correspondence image covers
-# every pixel of the face, so its flow can be trusted pixel by pixel; a skeleton's flow only on its
-# lines, so a body's limbs moving unexplained take the new frame all around them.
-STABILISER_SETTINGS: dict[str, StabiliserSettings] = {
-    "face": StabiliserSettings(blend=0.93),
-    "body": StabiliserSettings(blend=0.95, sparse_proxy=True),
-}
 
 
 class TemporalStabiliser:
@@ -94,10 +86,6 @@ class TemporalStabiliser:
     def __init__(self, settings: StabiliserSettings):
         self.settings = settings
         self.reset()
-
-    @classmethod
-    def for_mode(cls, mode: str) -> "TemporalStabiliser":
-        return cls(STABILISER_SETTINGS[mode])
 
     def reset(self) -> None:
         self.reference_proxy: np.ndarray | None = None    # the proxy of the frame last shown

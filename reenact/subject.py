@@ -54,14 +54,21 @@ class Subject:
         if meta.get("schema") != SCHEMA or meta.get("schema_version") != SCHEMA_VERSION:
             raise ReenactError(f"{meta_path}: unsupported subject format "
                                f"{meta.get('schema')}/{meta.get('schema_version')} (expected {SCHEMA}/{SCHEMA_VERSION})")
+        from reenact.modes import MODES
+
+        if meta.get("mode") not in MODES:
+            raise ReenactError(f"{meta_path}: unknown mode {meta.get('mode')!r} (this reenact knows {', '.join(MODES)})")
         for name in (TRACKS, FRAMES, PROXIES):
             if not (root / name).is_file():
                 raise ReenactError(f"{root}: incomplete subject folder, {name} is missing")
         return cls(root, meta)
 
     @property
-    def mode(self) -> str:
-        return self.meta["mode"]
+    def mode(self):
+        """The subject's ``reenact.modes.Mode``."""
+        from reenact.modes import MODES
+
+        return MODES[self.meta["mode"]]
 
     @property
     def resolution(self) -> int:

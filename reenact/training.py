@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from reenact.body.head import crop_patches
+from reenact.enhancer import crop_patches, enhance_faces
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
 from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, foreground_alpha, lsgan_discriminator_loss,
@@ -291,14 +291,6 @@ def alpha_plate(networks: Networks, config: TrainConfig) -> torch.Tensor | None:
     """The background plate the alpha is supervised against, or None (no plate, or no alpha loss)."""
     plate = getattr(unwrap(networks.generator), "plate", None)
     return plate if plate is not None and config.alpha_weight > 0 else None
-
-
-def enhance_faces(enhancer: nn.Module, frames: torch.Tensor, proxies: torch.Tensor, centers: torch.Tensor,
-                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(enhanced head crops, the crops they started from): the crop plus a predicted residual."""
-    crops = crop_patches(frames, centers, size)
-    residual = enhancer(torch.cat([crop_patches(proxies, centers, size), crops], dim=1))
-    return (crops + residual).clamp(-1, 1), crops
 
 
 def face_step(face: FaceEnhancer, batch: dict[str, torch.Tensor], generated: torch.Tensor, proxies: torch.Tensor,

@@ -82,6 +82,19 @@ def body_subject(tmp_path_factory, example_source) -> Path:
     return out
 
 
+# `pytest -m "not e2e"` runs the unit tests alone, in a few minutes; `e2e` marks the tests that run the
+# real commands and stages (most say so with @pytest.mark.e2e). Also marked here: every test that uses
+# the tracked example subject, and the modules that cannot import pytest for a mark of their own.
+E2E_FIXTURES = {"body_subject"}
+E2E_MODULES = {"test_bad_input.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
+
+
 def install_lpips_weights(root: Path, seed: int = 0) -> dict[str, str]:
     """Stand-ins for LPIPS's two files under ``root``, with seeded random weights: AlexNet's in a
     torch hub cache and the linear layers in an `lpips` package folder. Returns the environment

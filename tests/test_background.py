@@ -86,6 +86,7 @@ def test_the_alpha_target_is_where_the_frame_differs_from_the_plate():
     torch.testing.assert_close(target[1, 0], torch.full((2, 2), 0.5))
 
 
+@pytest.mark.e2e
 def test_training_over_a_plate_teaches_the_alpha_where_the_person_is():
     """Frames that are the plate but for a bright square: the alpha's loss falls as the alpha learns it."""
     from dataclasses import replace
@@ -125,6 +126,7 @@ def walking_subject(tmp_path_factory, example_target) -> Path:
     return out
 
 
+@pytest.mark.e2e
 def test_a_person_standing_in_place_gets_no_plate_on_a_real_clip(body_subject):
     # The example source stands in one spot: its plate would be a quarter inpainted.
     meta = json.loads((body_subject / "subject.json").read_text())
@@ -133,6 +135,7 @@ def test_a_person_standing_in_place_gets_no_plate_on_a_real_clip(body_subject):
     assert not (body_subject / "background.png").exists()
 
 
+@pytest.mark.e2e
 def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walking_subject, tmp_path):
     body_subject = walking_subject
     meta = json.loads((body_subject / "subject.json").read_text())
@@ -150,6 +153,7 @@ def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walkin
     assert np.abs(stored - plate[..., ::-1]).mean() < 1.0      # the plate travels in the checkpoint
 
 
+@pytest.mark.e2e
 def test_a_panning_clip_is_tracked_without_a_plate_and_says_why(example_source, tmp_path):
     # The example panned 3 px a frame: a 480-wide window sliding across the 640-wide frame.
     panning = make_clip(tmp_path / "pan.mp4", "-i", str(example_source), "-t", "2",

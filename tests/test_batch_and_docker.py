@@ -35,6 +35,7 @@ sources = ["{EXAMPLES / 'taiji_source.mp4'}"]
 '''
 
 
+@pytest.mark.e2e
 def test_batch_runs_good_jobs_reports_bad_ones_and_skips_finished_stages(tmp_path):
     (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(100_000))
     jobs = write_jobs(tmp_path, GOOD_JOB, '[[job]]\nname = "bad"\ntarget = "noise.mp4"\nmode = "body"\npreset = "tiny"\nsteps = 10\n')
@@ -53,6 +54,7 @@ def test_batch_runs_good_jobs_reports_bad_ones_and_skips_finished_stages(tmp_pat
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs", ".hidden", "a/b", ""])
+@pytest.mark.e2e
 def test_job_names_cannot_escape_the_output_folder(tmp_path, name):
     jobs = write_jobs(tmp_path, GOOD_JOB.replace('name = "good"', f'name = "{name}"'))
     result = run_reenact("batch", jobs, "--out", tmp_path / "DIR")
@@ -60,11 +62,13 @@ def test_job_names_cannot_escape_the_output_folder(tmp_path, name):
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.e2e
 def test_unknown_job_keys_are_errors(tmp_path):
     jobs = write_jobs(tmp_path, GOOD_JOB + 'stpes = 3\n')
     assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "stpes")
 
 
+@pytest.mark.e2e
 def test_steps_and_checkpoint_every_must_be_positive_whole_numbers_and_presets_known(tmp_path):
     jobs = write_jobs(tmp_path, GOOD_JOB + 'checkpoint_every = 0\n')
     assert_clean_failure(run_reenact("batch", jobs, "--out", tmp_path / "DIR"), "jobs.toml", "checkpoint_every")
@@ -96,6 +100,7 @@ def wait_for_checkpoint(path: Path, process: subprocess.Popen, log: Path, second
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_a_batch_killed_during_training_resumes_from_its_last_checkpoint(tmp_path):
     """SIGKILL (a preempted cloud GPU) saves nothing: the rerun must continue from the last periodic
     checkpoint, not train from step 0 over it."""
@@ -158,6 +163,7 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_gpus_run_one_job_process_per_gpu_and_gather_their_summaries(tmp_path):
     """No GPU here, so each job's process (CUDA_VISIBLE_DEVICES=its GPU, --device cuda) tracks
     (no CUDA needed) and stops at training; what is checked is the dispatch: relative paths from

@@ -24,6 +24,7 @@ def gpu_validate():
     return module
 
 
+@pytest.mark.e2e
 def test_bench_train_prints_figures_on_cpu():
     result = run_reenact("bench", "train", "--preset", "tiny", "--batch-size", "1", "--steps", "1", "--warmup", "1",
                          "--device", "cpu", "--perceptual-loss", "vgg19")
@@ -72,14 +73,13 @@ def test_gpu_validate_without_a_gpu_says_so_in_one_line(capsys, tmp_path):
 
 
 def test_synthetic_subject_loads_as_a_tracked_body(tmp_path):
-    from pipelines.train import model_head_centers
     from reenact.subject import Subject
 
     folder = gpu_validate().write_synthetic_subject(tmp_path / "subject", frame_count=70, resolution=32)
     subject = Subject.load(folder)
-    assert subject.mode == "body" and subject.frames().shape == (70, 32, 32, 3) and subject.proxies().shape == (70, 32, 32, 3)
+    assert subject.mode.name == "body" and subject.frames().shape == (70, 32, 32, 3) and subject.proxies().shape == (70, 32, 32, 3)
     assert np.array_equal(subject.frames()[64], subject.frames()[0])       # a block of distinct frames, repeated
-    heads = model_head_centers(subject, 32)
+    heads = subject.mode.enhancer_heads(subject, 32)
     assert heads.shape == (70, 3) and heads[:, 2].all() and ((heads[:, :2] > 0) & (heads[:, :2] < 32)).all()
     assert subject.meta["ground"]["hips"] is not None and subject.meta["config"]["min_confidence"] > 0
 

@@ -14,6 +14,9 @@ from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_
 from tests.conftest import BODY_RESOLUTION as RESOLUTION
 
 
+pytestmark = pytest.mark.e2e   # every test here runs the real commands on real clips
+
+
 @pytest.fixture(scope="module")
 def subject(body_subject):
     return body_subject

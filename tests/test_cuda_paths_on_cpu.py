@@ -86,6 +86,7 @@ def test_bf16_losses_stay_close_to_fp32_at_the_first_step():
 
 
 @torch._dynamo.config.patch(fail_on_recompile_limit_hit=True)   # not a silent fall back to eager
+@pytest.mark.e2e
 def test_compiled_training_has_no_graph_breaks_and_no_recompiles():
     """Heads seen in about half the frames: the face batch size would vary if unseen heads were dropped."""
     torch.manual_seed(0)
@@ -129,6 +130,7 @@ def data_parallel_worker(rank: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.e2e
 def test_data_parallel_step_finishes_when_one_rank_has_no_head():
     context = multiprocessing.get_context("spawn")
     results = context.Manager().dict()
@@ -146,6 +148,7 @@ def test_data_parallel_step_finishes_when_one_rank_has_no_head():
     assert results[1] == 0.0 and results[0] > 0       # rank 1's face losses weigh nothing
 
 
+@pytest.mark.e2e
 def test_training_above_the_tracked_resolution_is_refused(body_subject):
     result = run_reenact("train", body_subject, "--preset", "256", "--steps", 1)
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -69,6 +69,7 @@ def test_novel_poses_are_those_farther_than_the_training_clip_is_from_itself():
     assert 0.0 < novelty_threshold(wobbly, present, 300, 30) < 0.1
 
 
+@pytest.mark.e2e
 def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_subject, tmp_path):
     checkpoint = tmp_path / "X.ckpt"
     assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 40, "--out", checkpoint).returncode == 0
@@ -92,5 +93,6 @@ def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_su
     assert "| lpips |" in text and report["lpips"].startswith("LPIPS v0.1")
 
 
+@pytest.mark.e2e
 def test_eval_refuses_a_missing_checkpoint(tmp_path):
     assert_clean_failure(run_reenact("eval", tmp_path / "none.ckpt"), "none.ckpt", "no such checkpoint")

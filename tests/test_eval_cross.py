@@ -46,6 +46,7 @@ def test_output_flicker_is_zero_for_a_still_output():
     assert cross.output_flicker(np.stack([frame] * 3)) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.e2e
 def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieval(body_subject, example_target, tmp_path):
     checkpoint = tmp_path / "X.ckpt"
     assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 4, "--out", checkpoint).returncode == 0
@@ -69,6 +70,7 @@ def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieva
     assert (tmp_path / "report" / "cross_side_by_side.mp4").stat().st_size > 0
 
 
+@pytest.mark.e2e
 def test_eval_with_a_face_driver_refits_the_output_for_expression_and_head_motion(tmp_path):
     target = make_clip(tmp_path / "target.mp4", "-i", str(shared_clip("face/liveportrait_d3.mp4")), "-t", "3")
     driver = make_clip(tmp_path / "driver.mp4", "-i", str(shared_clip("face/tpsmm_driving.mp4")), "-t", "1")

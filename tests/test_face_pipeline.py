@@ -16,6 +16,9 @@ from reenact.io import iter_frames, probe_video
 from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip
 
 
+pytestmark = pytest.mark.e2e   # every test here runs the real commands on real clips
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     return tmp_path_factory.mktemp("face")

@@ -39,6 +39,7 @@ def make_rotated_clip(path, source):
     ("variable rate.mkv", ["-vf", "setpts='if(lt(N,20),PTS,PTS*1.5)'", "-fps_mode", "vfr", "-c:v", "libx264"]),
     ("vidéo à tester 名前.mp4", ["-c", "copy"]),
 ])
+@pytest.mark.e2e
 def test_awkward_videos_are_tracked(short_clip, tmp_path, name, options):
     if options == "rotated":
         video = make_rotated_clip(tmp_path / name, short_clip)
@@ -71,6 +72,7 @@ def written(path, data: bytes):
     (lambda d, c: make_clip(d / "one frame.mp4", "-i", str(c), "-frames:v", "1"), "too few frames"),
     (lambda d, c: written(d / "truncated.mp4", c.read_bytes()[:5000]), "truncated.mp4"),
 ])
+@pytest.mark.e2e
 def test_broken_inputs_fail_cleanly(short_clip, tmp_path, make, message):
     video = make(tmp_path, short_clip)
     out = tmp_path / "out"
@@ -79,12 +81,14 @@ def test_broken_inputs_fail_cleanly(short_clip, tmp_path, make, message):
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
 
+@pytest.mark.e2e
 def test_no_face_in_a_body_clip(short_clip, tmp_path):
     result = run_reenact("track", make_clip(tmp_path / "pattern.mp4", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
                                             "-t", "2"), "--mode", "face", "--out", tmp_path / "out")
     assert_clean_failure(result, "no face found", "0%")
 
 
+@pytest.mark.e2e
 def test_read_only_output_folder(short_clip):
     """Root may write anywhere, so as root the command runs as nobody (setpriv), in a folder
     nobody can read from but not write to."""
@@ -111,6 +115,7 @@ def test_read_only_output_folder(short_clip):
         shutil.rmtree(home)
 
 
+@pytest.mark.e2e
 def test_output_under_a_file_is_a_clean_error(short_clip, tmp_path):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("x")
@@ -138,6 +143,7 @@ def read_stderr_until(process: subprocess.Popen, text: str, timeout: float) -> s
     return output
 
 
+@pytest.mark.e2e
 def test_ctrl_c_during_transfer_leaves_no_output(body_subject, tmp_path):
     """SIGINT while the frames are being written: exit code 130 and nothing left behind. reenact
     starts with SIGINT ignored, as a background job of a non-interactive shell does; the suite,
@@ -166,6 +172,7 @@ def test_ctrl_c_during_transfer_leaves_no_output(body_subject, tmp_path):
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
 
+@pytest.mark.e2e
 def test_two_people_follow_the_largest_and_warn(tmp_path):
     """A small man on the left from the start; a larger one appears on the right at 1.5 s.
     MediaPipe alone stays on the first person it found; reenact switches to the largest."""

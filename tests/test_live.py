@@ -21,8 +21,8 @@ from reenact.face.geometry import axis_angle_to_matrix, project
 from reenact.face.model import load_face_model
 from reenact.face.online import OnlineFaceFit, warm_up
 from reenact.io import probe_video
-from reenact.live.drivers import BODY_WARMUP_SECONDS
-from reenact.live.window import ProxyWindow
+from reenact.body.driver import BODY_WARMUP_SECONDS
+from reenact.proxy_window import ProxyWindow
 from tests.conftest import assert_clean_failure, ffmpeg, make_clip, reenact_command, run_reenact, shared_clip
 
 # --- the causal pieces ---------------------------------------------------------------------------
@@ -81,6 +81,7 @@ def synthetic_face(model, frames: int, seed: int = 0, translation=(0.0, 0.0, -60
     return np.concatenate([landmarks, irises], axis=1), expression[:, jaw].numpy(), rotation[:, 1].numpy()
 
 
+@pytest.mark.e2e
 def test_the_online_fit_recovers_a_known_face_frame_by_frame():
     model = load_face_model()
     landmarks, jaw_open, yaw = synthetic_face(model, 90)
@@ -110,6 +111,7 @@ def test_the_online_fit_jacobian_is_the_derivative_of_the_fit_objective():
         assert torch.allclose(fit._jacobian(vector, pair_interocular), exact, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_the_online_fit_starts_cold_after_a_lost_face():
     model = load_face_model()
     landmarks, _, _ = synthetic_face(model, 11)
@@ -204,15 +206,15 @@ def offline_points(checkpoint: Path, clip: Path, ground_frames: int | None = Non
     """What `transfer` draws per frame of ``clip``: face landmarks in the target's frame, or body
     keypoints in subject pixels, normalised with the ground statistics of the whole clip or of its
     first ``ground_frames``."""
-    from pipelines.transfer import track_like_target
     from reenact.body.normalize import ground_stats
     from reenact.body.retarget import normalize_into_crop
-    from reenact.checkpoint import load_checkpoint
     from reenact.face.retarget import retarget_tracks
+    from reenact.modes import FACE
+    from reenact.reenactment import Reenactor
 
-    checkpoint_ = load_checkpoint(checkpoint)
-    tracks, target = track_like_target(probe_video(clip), str(clip), checkpoint_, "cpu"), checkpoint_["target"]
-    if checkpoint_["mode"] == "face":
+    reenactor = Reenactor.load(checkpoint, torch.device("cpu"))
+    tracks, target = reenactor.track(str(clip), probe_video(clip), "cpu"), reenactor.target
+    if reenactor.mode is FACE:
         return retarget_tracks(tracks, target)["landmarks"]
     span = slice(0, ground_frames)
     ground = ground_stats(tracks.keypoints[span], tracks.valid[span], target["track_config"]["min_confidence"])
@@ -226,6 +228,7 @@ def check_counts(out: Path, stats: dict, record: dict) -> None:
     assert np.all(np.diff(record["input_index"]) > 0)
 
 
+@pytest.mark.e2e
 def test_a_face_clip_streamed_live_matches_offline_transfer(face_checkpoint, workspace):
     clip = make_clip(workspace / "d10.mp4", "-i", str(shared_clip("face/liveportrait_d10.mp4")), "-t", "8",
                      "-vf", "scale=640:480")
@@ -242,6 +245,7 @@ def test_a_face_clip_streamed_live_matches_offline_transfer(face_checkpoint, wor
     assert np.median(distance) < 0.03, np.percentile(distance, [50, 90, 100])
 
 
+@pytest.mark.e2e
 def test_a_body_clip_streamed_live_matches_offline_transfer(body_checkpoint, example_target, workspace):
     out = workspace / "body_live"
     log, stats, record = stream_into_live(body_checkpoint, example_target, out, "--config", workspace / "live.toml",
@@ -260,6 +264,7 @@ def test_a_body_clip_streamed_live_matches_offline_transfer(body_checkpoint, exa
     assert np.median(distance) < 0.06, np.percentile(distance, [50, 90, 100])
 
 
+@pytest.mark.e2e
 def test_ctrl_c_finishes_the_mp4(body_checkpoint, example_target, workspace):
     out = workspace / "interrupted"
     live = start_live(body_checkpoint, str(example_target), out)
@@ -272,6 +277,7 @@ def test_ctrl_c_finishes_the_mp4(body_checkpoint, example_target, workspace):
     assert not list(workspace.glob(".interrupted*"))
 
 
+@pytest.mark.e2e
 def test_nobody_in_view_holds_the_last_output_until_the_face_comes_back(face_checkpoint, workspace):
     face = shared_clip("face/liveportrait_d10.mp4")
     clip = make_clip(workspace / "gap.mp4", "-i", str(face), "-f", "lavfi", "-i", "color=black:s=512x512:r=30:d=3",
@@ -285,6 +291,7 @@ def test_nobody_in_view_holds_the_last_output_until_the_face_comes_back(face_che
     assert held.sum() >= 30 and record["generated"][-10:].all()
 
 
+@pytest.mark.e2e
 def test_bad_inputs_end_with_one_clear_line(face_checkpoint, workspace, tmp_path):
     out = ("--output", tmp_path / "x.mp4")
     assert_clean_failure(run_reenact("live", face_checkpoint, "--input", "/dev/video9", *out), "/dev/video9")
@@ -296,9 +303,38 @@ def test_bad_inputs_end_with_one_clear_line(face_checkpoint, workspace, tmp_path
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.e2e
 def test_a_stream_that_stops_midway_ends_the_run_with_a_finished_file(body_checkpoint, example_target, workspace):
     clip = make_clip(workspace / "short.mp4", "-i", str(example_target), "-t", "4")
     out = workspace / "stopped"
     log, stats, record = stream_into_live(body_checkpoint, clip, out, "--config", workspace / "live.toml")
     assert "stalled" in log and "stopping" in log, log
     check_counts(out, stats, record)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0 ** 2 / max(1e-10, np.mean((a.astype(np.float64) - b) ** 2))))
+
+
+def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, example_target):
+    """Every frame through the live driver (none dropped, lookahead wait) and the engine, against
+    `transfer`'s frames of the same clip. They differ only where the drivers do: live normalises the
+    pose with its first 3 s, transfer with the whole clip."""
+    from reenact.io import iter_frames
+    from reenact.reenactment import Reenactor
+
+    reenactor = Reenactor.load(body_checkpoint, torch.device("cpu"))
+    video = probe_video(example_target)
+    motion = reenactor.retarget(reenactor.track(str(example_target), video, "cpu"))
+    offline = np.stack([output.frame for output in reenactor.drive(motion)])
+    driver = reenactor.live_driver()
+    driver.start(video.fps, (video.width, video.height))
+    drives = [driver(frame, t / video.fps) for t, frame in enumerate(iter_frames(video))]
+    driver.close()
+    driven = [t for t, drive in enumerate(drives) if drive is not None]
+    live = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(drives[t].proxy), drives[t])
+                                                              for t in driven)])
+    assert len(driven) > 0.9 * len(drives)
+    same = [psnr(frame, offline[t]) for frame, t in zip(live, driven)]
+    shifted = [psnr(frame, offline[(t + len(offline) // 2) % len(offline)]) for frame, t in zip(live, driven)]
+    assert np.median(same) > 30 and np.median(same) > np.median(shifted) + 3, (np.median(same), np.median(shifted))

@@ -16,7 +16,7 @@ import pytest
 from reenact.errors import ReenactError
 from reenact.io import iter_frames, probe_video
 from reenact.live.sinks import Mp4Sink, StreamSink, VirtualCameraSink, WindowSink, open_sink
-from reenact.live.drivers import WarmUp
+from reenact.drive import WarmUp
 from reenact.live.sources import Frame, FrameSource, InputEnded
 from reenact.live.worker import BackgroundWorker
 from tests.conftest import ffmpeg, make_clip

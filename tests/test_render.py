@@ -3,7 +3,7 @@
 import numpy as np
 
 from reenact.body import layout
-from reenact.render.skeleton import SkeletonRenderer
+from reenact.body.skeleton import SkeletonRenderer
 from tests.test_body_math import standing_person
 
 P = layout.POSE

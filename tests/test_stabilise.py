@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipelines.eval import region_masks
+from reenact.evaluation.held_out import region_masks
 from reenact.evaluation import metrics
+from reenact.modes import BODY, FACE
 from reenact.stabilise import TemporalStabiliser
 from reenact.subject import Subject
 from reenact.translator import StreamingTranslator
@@ -29,7 +30,7 @@ def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float = 12.0) -> n
 def test_a_still_proxy_holds_the_first_frame_exactly_however_the_generator_wavers():
     rng = np.random.default_rng(0)
     proxy, scene = texture(64, 1), texture(64, 2)
-    stabilise = TemporalStabiliser.for_mode("face")
+    stabilise = TemporalStabiliser(FACE.stabiliser)
     shown = [stabilise(proxy, noisy(scene, rng)) for _ in range(6)]
     for frame in shown[1:]:
         np.testing.assert_array_equal(frame, shown[0])
@@ -38,7 +39,7 @@ def test_a_still_proxy_holds_the_first_frame_exactly_however_the_generator_waver
 def test_a_moving_proxy_carries_the_previous_output_along_and_averages_out_the_noise():
     rng = np.random.default_rng(0)
     wide_proxy, wide_scene = texture(96, 1), texture(96, 2)
-    stabilise = TemporalStabiliser.for_mode("face")
+    stabilise = TemporalStabiliser(FACE.stabiliser)
     raw_errors, shown_errors = [], []
     for t in range(16):                                   # both move 2 pixels right a frame
         window = np.s_[16:80, 32 - 2 * t:96 - 2 * t]
@@ -55,7 +56,7 @@ def test_a_moving_proxy_carries_the_previous_output_along_and_averages_out_the_n
 
 def test_where_the_proxy_changes_without_moving_the_new_frame_shows_through():
     proxy, scene = texture(64, 1), texture(64, 2)
-    stabilise = TemporalStabiliser.for_mode("face")
+    stabilise = TemporalStabiliser(FACE.stabiliser)
     stabilise(proxy, scene)
     changed_proxy = proxy.copy()
     changed_proxy[20:40, 20:40] += 128                                    # every level moved by half the range
@@ -82,20 +83,21 @@ class ShiftingGenerator(nn.Module):
 def test_the_streaming_translator_shows_stabilised_frames_and_reset_starts_afresh():
     proxy = torch.from_numpy(texture(32, 1)).permute(2, 0, 1)
     window = torch.cat([proxy] * 3)
-    translate = StreamingTranslator(ShiftingGenerator(), 3, stabiliser=TemporalStabiliser.for_mode("face"))
+    translate = StreamingTranslator(ShiftingGenerator(), 3, stabiliser=TemporalStabiliser(FACE.stabiliser))
     first, second = translate(window), translate(window)
     np.testing.assert_array_equal(first, second)                          # the same proxy: held
     translate.reset()
     assert translate(window).mean() == pytest.approx(first.mean() + 10, abs=1)   # afresh: the third call's output
 
 
+@pytest.mark.e2e
 def test_on_a_real_clip_the_stabiliser_removes_most_of_the_added_flicker(body_subject):
     """The example clip's own proxies; the 'generator' is the real frames plus noise."""
     subject = Subject.load(body_subject)
     frames, proxies = np.asarray(subject.frames()[:40]), np.asarray(subject.proxies()[:40])
     rng = np.random.default_rng(0)
     generated = [noisy(frame, rng, 8.0) for frame in frames]
-    stabilise = TemporalStabiliser.for_mode("body")
+    stabilise = TemporalStabiliser(BODY.stabiliser)
     shown = [stabilise(proxy, image) for proxy, image in zip(proxies, generated)]
     as_float = lambda images: [image.astype(np.float32) / 255 for image in images]
     real, generated, shown = as_float(frames), as_float(generated), as_float(shown)
@@ -106,7 +108,7 @@ def test_on_a_real_clip_the_stabiliser_removes_most_of_the_added_flicker(body_su
     assert error(shown) < error(generated)                                # the picture is kept, not smeared
     # Where the person moves, a skeleton's flow explains the real frames' sharp texture only roughly:
     # the stabilised person is allowed a little more error than the noise (7.3 levels against 5.9).
-    person = region_masks(proxies, "body")
+    person = region_masks(proxies, BODY)
     masked_error = lambda images: np.mean([np.abs(image - truth).mean(-1)[mask].mean()
                                            for image, truth, mask in zip(images, real, person)])
     assert masked_error(shown) < 1.4 * masked_error(generated)

@@ -55,6 +55,7 @@ def test_linear_decay_holds_then_falls_to_zero():
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
+@pytest.mark.e2e
 def test_torchrun_two_workers_resume_each_with_its_own_batches(body_subject, tmp_path):
     """Two gloo workers train, then resume: each rank keeps drawing its own batches (a rank's sampler
     state is saved per rank and restored on that rank), so the two streams still differ at the end."""
@@ -81,7 +82,7 @@ def test_torchrun_two_workers_resume_each_with_its_own_batches(body_subject, tmp
 
 
 def test_a_rank_without_its_own_sampler_state_gets_a_stream_of_its_own():
-    from pipelines.train import resume_sampler
+    from reenact.resume import resume_sampler
     from reenact.distributed import World
 
     saved = [torch.Generator().manual_seed(5).get_state()]          # only rank 0's, as an interrupted run saves
@@ -93,6 +94,7 @@ def test_a_rank_without_its_own_sampler_state_gets_a_stream_of_its_own():
     assert not torch.equal(draws[0], draws[1])
 
 
+@pytest.mark.e2e
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_path):
     out = tmp_path / "long.ckpt"
     config = tmp_path / "often.toml"
@@ -111,6 +113,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(body_subject, tmp_pat
     assert 0 < state["step"] < 100000 and state["stopped"] == "interrupted"
 
 
+@pytest.mark.e2e
 def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subject, tmp_path):
     out, budget_s = tmp_path / "timed.ckpt", 12.0
     result = run_reenact("train", body_subject, "--minutes", budget_s / 60, "--out", out,
@@ -130,6 +133,7 @@ def test_minutes_stop_training_on_time_with_the_learning_rate_run_down(body_subj
     assert "vgg19-dcbb9e9d.pth" in state["perceptual_loss"]["reason"] and "weights fetch vgg19" in " ".join(result.stderr.split())
 
 
+@pytest.mark.e2e
 def test_the_random_perceptual_loss_is_recorded_with_its_seed(body_subject, tmp_path):
     settings, out = tmp_path / "random.toml", tmp_path / "random.ckpt"
     settings.write_text('perceptual_loss = "random"\nseed = 7\n')
@@ -139,6 +143,7 @@ def test_the_random_perceptual_loss_is_recorded_with_its_seed(body_subject, tmp_
     assert (record["enabled"], record["kind"], record["seed"]) == (True, "random", 7)
 
 
+@pytest.mark.e2e
 def test_steps_bound_a_timed_run_and_the_checkpoint_says_which_budget_ended_it(body_subject, tmp_path):
     out = tmp_path / "bounded.ckpt"
     assert run_reenact("train", body_subject, "--minutes", 30, "--steps", 3, "--out", out).returncode == 0
@@ -171,7 +176,8 @@ def test_auto_preset_fits_the_device_and_the_subject():
 
 
 def test_head_patches_crop_and_paste_back_in_place():
-    from reenact.body.head import crop_patches, face_crop_size, paste_patches
+    from reenact.body.head import face_crop_size
+    from reenact.enhancer import crop_patches, paste_patches
 
     images = torch.arange(2 * 3 * 20 * 20, dtype=torch.float32).view(2, 3, 20, 20)
     centers = torch.tensor([[10.0, 10.0], [1.0, 18.0]])            # the second hangs over the corner
@@ -183,6 +189,7 @@ def test_head_patches_crop_and_paste_back_in_place():
     assert face_crop_size(96) == 16 and face_crop_size(256) % 8 == 0 and face_crop_size(512) % 8 == 0
 
 
+@pytest.mark.e2e
 def test_face_enhancer_is_trained_saved_and_can_be_turned_off(body_subject, tmp_path):
     with_face = tmp_path / "face.ckpt"
     assert run_reenact("train", body_subject, "--preset", "tiny", "--steps", 2, "--out", with_face).returncode == 0

@@ -90,6 +90,7 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.e2e
 def test_fetch_downloads_checks_and_keeps(server, tmp_path):
     env, cache = setup(tmp_path, server)
     result = run_reenact("weights", "fetch", "probe", env=env)
@@ -109,6 +110,7 @@ def test_fetch_downloads_checks_and_keeps(server, tmp_path):
     assert target.read_bytes() == PAYLOAD
 
 
+@pytest.mark.e2e
 def test_wrong_checksum_is_not_saved(server, tmp_path):
     env, cache = setup(tmp_path, server)
     result = run_reenact("weights", "fetch", "wrong", env=env)
@@ -117,6 +119,7 @@ def test_wrong_checksum_is_not_saved(server, tmp_path):
     assert files_in(cache) == []
 
 
+@pytest.mark.e2e
 def test_dropped_connection_leaves_nothing(server, tmp_path):
     env, cache = setup(tmp_path, server)
     result = run_reenact("weights", "fetch", "dropped", env=env)
@@ -126,6 +129,7 @@ def test_dropped_connection_leaves_nothing(server, tmp_path):
     assert files_in(cache) == []
 
 
+@pytest.mark.e2e
 def test_no_network_names_the_url_and_the_path(server, tmp_path):
     """A published entry (its URL moved by the registry file to a port nothing listens on)."""
     env, cache = setup(tmp_path, server)
@@ -136,6 +140,7 @@ def test_no_network_names_the_url_and_the_path(server, tmp_path):
     assert files_in(cache) == []
 
 
+@pytest.mark.e2e
 def test_read_only_cache_is_refused_before_downloading(server):
     """Root may write anywhere, so as root the command runs as nobody (setpriv)."""
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
@@ -156,6 +161,7 @@ def test_read_only_cache_is_refused_before_downloading(server):
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.e2e
 def test_listing_says_what_is_present(server, tmp_path):
     env, cache = setup(tmp_path, server)
     cache.mkdir(parents=True)
@@ -172,6 +178,7 @@ def test_listing_says_what_is_present(server, tmp_path):
     assert Handler.requests == []                        # listing never downloads
 
 
+@pytest.mark.e2e
 def test_bad_requests_are_one_line(tmp_path):
     result = run_reenact("weights", "fetch", "vgg", env={"TORCH_HOME": str(tmp_path)})
     assert_clean_failure(result, "unknown weights vgg", "vgg19, lpips, 2dfan, all")

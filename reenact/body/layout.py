@@ -11,6 +11,8 @@ import colorsys
 
 import numpy as np
 
+from reenact.face.layout import FACE_CHAINS
+
 POSE_NAMES = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
     "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
@@ -25,21 +27,6 @@ HAND_NAMES = (
     "ring_pip", "ring_dip", "ring_tip", "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
 )
 
-# Face features as FaceMesh index chains; closed chains repeat their first index at the end.
-FACE_CHAINS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "contour": ((10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
-                 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
-                 54, 103, 67, 109, 10),),
-    "brows": ((300, 293, 334, 296, 336), (276, 283, 282, 295, 285),
-              (70, 63, 105, 66, 107), (46, 53, 52, 65, 55)),
-    "eyes": ((263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249, 263),
-             (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7, 33)),
-    "nose": ((168, 6, 197, 195, 5, 4), (98, 97, 2, 326, 327)),
-    "outer_lips": ((61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84,
-                    181, 91, 146, 61),),
-    "inner_lips": ((78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87,
-                    178, 88, 95, 78),),
-}
 FACE_MESH_INDICES: tuple[int, ...] = tuple(sorted({i for chains in FACE_CHAINS.values() for c in chains for i in c}))
 
 NUM_POSE = len(POSE_NAMES)

@@ -96,3 +96,23 @@ def smooth_none(tracks: np.ndarray, **_: float) -> np.ndarray:
 
 
 SMOOTHERS: dict[str, Callable[..., np.ndarray]] = {"one_euro": smooth_one_euro, "none": smooth_none}
+
+
+class NoFilter:
+    """The causal counterpart of ``smooth_none``: samples pass through."""
+
+    def __call__(self, sample: np.ndarray, present: np.ndarray) -> np.ndarray:
+        return np.asarray(sample, np.float64).copy()
+
+
+def causal_smoother(settings: dict, fps: float) -> OneEuroFilter | NoFilter:
+    """The frame-by-frame filter for a track config's ``smoothing``: what `live` runs where `track`
+    ran ``SMOOTHERS[smoothing]`` over the whole clip."""
+    return CAUSAL_SMOOTHERS[settings["smoothing"]](settings, fps)
+
+
+CAUSAL_SMOOTHERS: dict[str, Callable[[dict, float], OneEuroFilter | NoFilter]] = {
+    "one_euro": lambda settings, fps: OneEuroFilter(fps, settings["one_euro_min_cutoff"], settings["one_euro_beta"],
+                                                    settings["one_euro_d_cutoff"]),
+    "none": lambda settings, fps: NoFilter(),
+}

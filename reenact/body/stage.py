@@ -23,7 +23,7 @@ from reenact.errors import ReenactError
 from reenact.files import atomic_path
 from reenact.io import VideoInfo, VideoWriter, iter_frames
 from reenact.progress import info, progress_task, warn, with_progress
-from reenact.render.skeleton import SkeletonRenderer
+from reenact.body.skeleton import SkeletonRenderer
 
 
 @dataclass

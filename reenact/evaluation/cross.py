@@ -27,14 +27,8 @@ NOTES = {
                "itself: the change that smooth motion does not explain. No real frames exist, so it is not the "
                "self-reenactment flicker (which uses the real frames' flow) and the two are not comparable. An output that "
                "stands still scores 0: read it beside pose_distance",
-    "body": "pose_distance: keypoints the body tracker finds on the output against the driver's keypoints normalised "
-            "onto the subject, mean distance over the retargeted body height; a missed detection counts "
-            f"{metrics.MISSED_POSE_DISTANCE}",
-    "face": "pose_distance: FaceMesh landmarks found on the output against the retargeted face model's landmarks, over "
-            f"the inter-ocular distance (a miss counts {metrics.MISSED_POSE_DISTANCE}). The face model is refitted to the "
-            "output's landmarks (identity refitted too, as `track` does) for the expression correlations and the head "
-            "rotation error; the rotation error compares each frame's rotation relative to its sequence's mean, so "
-            "a fixed offset between the output's crop camera and the subject's frame camera cancels",
+    "sharpness": "sharpness: the output's high-frequency energy over the retargeted proxy's region, divided by the "
+                 "target's training frames' over theirs",
     "face_enhancer": "the output is the generator's, without the body face enhancer, as in self-reenactment",
 }
 
@@ -136,12 +130,39 @@ def expression_figures(detected: np.ndarray, found: np.ndarray, wanted: Retarget
     return figures
 
 
-def system_figures(frames: np.ndarray, detected: np.ndarray, found: np.ndarray, wanted: Retargeted, mode: str) -> dict:
-    """Every cross-reenactment figure for one system's (T, R, R, 3) uint8 output."""
+def system_figures(frames: np.ndarray, detected: np.ndarray, found: np.ndarray, wanted: Retargeted, mode) -> dict:
+    """Every cross-reenactment figure for one system's (T, R, R, 3) uint8 output; ``mode`` adds its own."""
     figures = following_figures(detected, found, wanted)
-    if mode == "face":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            figures.update(expression_figures(detected, found, wanted, frames.shape[1]))
+    figures.update(mode.cross_figures(detected, found, wanted, frames.shape[1]))
     figures["flicker"] = output_flicker(frames)
     return figures
+
+
+def viewer_summary(figures: dict[str, np.ndarray], valid: np.ndarray) -> dict[str, float]:
+    """Means over the driver frames where the driver was tracked (NaN where none has a value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {key: float(np.nanmean(values[valid])) for key, values in figures.items()}
+
+
+def cross_reenactment(reenactor, motion, driver_path: str, clip, features: np.ndarray, present: np.ndarray,
+                      viewer) -> tuple[dict, dict]:
+    """The cross-reenactment figures for the model's systems and retrieval on a driver's retargeted
+    ``motion``, and their frames (with the proxies)."""
+    from reenact.evaluation.held_out import MODEL_SYSTEMS, clip_frames, region_masks, track_generated
+
+    wanted = motion.wanted(reenactor.resolution)
+    outputs = {name: list(reenactor.drive(motion, options)) for name, options in MODEL_SYSTEMS.items()}
+    picks = retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
+    frames = {**{name: np.stack([output.frame for output in run]) for name, run in outputs.items()},
+              "nearest_neighbour": clip_frames(clip, picks)}
+    mode, proxies = reenactor.mode, np.stack([output.proxy for output in outputs["model"]])
+    masks = region_masks(proxies, mode)
+    systems = {name: {**system_figures(images, *track_generated(images, mode), wanted, mode),
+                      **viewer_summary(viewer(images, masks, wanted.points), wanted.valid)}
+               for name, images in frames.items()}
+    notes = {**{key: NOTES[key] for key in ("frames", "flicker")}, mode.name: mode.cross_note,
+             **{key: NOTES[key] for key in ("face_enhancer", "sharpness")}, **({viewer.key: viewer.note} if viewer.note else {})}
+    return ({"driver": driver_path, "frames": int(motion.frame_count), "driver_tracked": int(motion.valid.sum()),
+             "systems": systems, "notes": notes},
+            {"proxy": proxies, **frames})

@@ -1,33 +1,15 @@
-"""The systems an evaluation compares on held-out frames: the model (stabilised, as `transfer`
-shows it), the model unstabilised, the model without its previous-frame input, and
-nearest-neighbour retrieval from the training frames."""
+"""Nearest-neighbour retrieval, the baseline eval compares the model with: pose distances, the
+nearest training frame, and the novel-pose threshold."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from reenact.data import SubjectClip, proxy_windows
-from reenact.stabilise import TemporalStabiliser
-from reenact.translator import StreamingTranslator
 
 NEAREST_CHUNK = 64
 # A held-out pose is new when it is farther from the training poses than this share of training
 # poses are from the rest of their clip (frames within a second of each other aside).
 NOVELTY_QUANTILE = 0.9
 NOVELTY_SAMPLES = 600
-
-
-@torch.no_grad()
-def generate_held_out(generator: torch.nn.Module, clip: SubjectClip, feedback: bool,
-                      stabiliser: TemporalStabiliser | None = None) -> np.ndarray:
-    """(N, R, R, 3) uint8 frames for the held-out range, in order, as `transfer` makes them;
-    ``feedback`` feeds back the previous output."""
-    low, high = clip.train_end, len(clip.frames)
-    translate = StreamingTranslator(generator, clip.window, feedback, stabiliser)
-    centres = torch.arange(low, high, device=clip.frames.device)
-    return np.stack([translate(proxy_windows(clip.proxies, centres[i:i + 1], clip.window, low, high)[0])
-                     for i in range(len(centres))])
 
 
 def pose_distances(query: np.ndarray, query_present: np.ndarray, pool: np.ndarray, pool_present: np.ndarray) -> np.ndarray:

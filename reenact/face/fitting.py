@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from reenact.body.layout import FACE_CHAINS
+from reenact.face.layout import FACE_CHAINS
 from reenact.face.geometry import axis_angle_to_matrix, project
 from reenact.face.model import LEFT_EYE_OUTER, NUM_LANDMARKS, RIGHT_EYE_OUTER, FaceModel
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reenact.body.layout import FACE_CHAINS
+from reenact.face.layout import FACE_CHAINS
 
 # The regions are grown by this fraction of the crop so lips and lids sit well inside them.
 GROW = 0.02

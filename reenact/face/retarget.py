@@ -14,7 +14,7 @@ from reenact.face.crop import face_crops
 from reenact.face.gaze import irises_from_offsets
 from reenact.face.geometry import project
 from reenact.face.model import load_face_model
-from reenact.render.face import FaceProxyRenderer
+from reenact.face.proxy import FaceProxyRenderer
 
 RENDER_BATCH = 32
 
@@ -121,8 +121,10 @@ def render_retargeted(renderer: FaceProxyRenderer, retargeted: dict[str, np.ndar
                            retargeted["landmarks"], irises)
 
 
-def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Callable[[int], np.ndarray], np.ndarray]:
-    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame)."""
+def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()
+                 ) -> tuple[Callable[[int], np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame,
+    the retargeted parameters)."""
     model = load_face_model()
     retargeted = retarget_tracks(tracks, target, edits, model)
     crops = face_crops(retargeted["landmarks"], tracks.valid, fps=tracks.fps, size=target["crop_size"])
@@ -138,4 +140,4 @@ def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()) -> tuple[Cal
             cache.update({t + i: image for i, image in enumerate(rendered)})
         return cache[t]
 
-    return proxy, crops
+    return proxy, crops, retargeted

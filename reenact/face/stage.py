@@ -17,7 +17,7 @@ from reenact.face.model import load_face_model
 from reenact.face.tracking import FaceTracks, track_face_clip
 from reenact.io import VideoInfo, VideoWriter, iter_frames
 from reenact.progress import progress_task, with_progress
-from reenact.render.face import PROXY_CHANNELS, FaceProxyRenderer
+from reenact.face.proxy import PROXY_CHANNELS, FaceProxyRenderer
 
 RENDER_BATCH = 32
 PREVIEW_MESH_SIDE = 224

@@ -34,6 +34,7 @@ class FaceTracks:
     image_size: tuple[int, int]
     fps: float
     landmarks68: np.ndarray | None = None   # (T, 68, 2) 2D-FAN detections, source pixels, when used
+    fitting_seconds: float = 0.0            # how long the face model's fit took
 
     def fitted_landmarks(self) -> np.ndarray:
         """(T, 478, 2): the fit's projection of the 468 points, then the 10 detected iris points."""
@@ -84,7 +85,7 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
         expression[:, model.expression_index(name)] = weights
     crops = face_crops(landmarks, valid, video.fps, size=crop_size)
     return FaceTracks(valid, landmarks, fit, expression, gaze_angles(landmarks), raw_iris_offsets(landmarks),
-                      crops, (video.width, video.height), video.fps, landmarks68)
+                      crops, (video.width, video.height), video.fps, landmarks68, seconds)
 
 
 def fill_missing(landmarks: np.ndarray, valid: np.ndarray) -> np.ndarray:

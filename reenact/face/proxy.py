@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from reenact.body.layout import FACE_CHAINS
+from reenact.face.layout import FACE_CHAINS
 from reenact.face.geometry import project
 from reenact.face.model import FaceModel
 from reenact.render.rasterizer import rasterize

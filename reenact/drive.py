@@ -1,0 +1,56 @@
+"""What a driver gives the engine for each frame it drives (``Drive``), and the warm-up a live
+driver gathers before it can retarget (``WarmUp``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Drive:
+    proxy: np.ndarray                      # (R, R, C) uint8 at the subject's resolution
+    face_crop: np.ndarray | None = None    # face: (x, y, size) in the target's frame
+    head: np.ndarray | None = None         # body: (x, y, seen) in subject pixels
+    points: np.ndarray | None = None       # the retargeted pose drawn: body (K, 3) keypoints in subject
+                                           # pixels, face (468, 2) landmarks in the target's frame
+
+
+class WarmUp:
+    """The frames of the first ``seconds`` of input from the first one with the driver in view,
+    and ``min_frames`` at least. Counted in the input's time, not in frames processed, so a
+    machine that drops more frames gathers over the same stretch of the driver's motion; the
+    minimum keeps a slow start (MediaPipe's first frames take a second) from leaving two frames."""
+
+    def __init__(self, seconds: float, min_frames: int = 10):
+        self.seconds, self.min_frames, self.first, self.elapsed = seconds, min_frames, None, 0.0
+        self.frames: list[np.ndarray] = []
+
+    def gather(self, item: np.ndarray, seconds: float) -> bool:
+        """Keep ``item``, seen at ``seconds`` into the input, while the warm-up lasts; whether it did."""
+        self.first = seconds if self.first is None else self.first
+        self.elapsed = seconds - self.first
+        if self.gathering:
+            self.frames.append(item)
+            return True
+        return False
+
+    @property
+    def gathering(self) -> bool:
+        return self.elapsed < self.seconds or len(self.frames) < self.min_frames
+
+    def status(self, what: str) -> str:
+        return f"gathering {what}: {min(self.elapsed, self.seconds):.1f}/{self.seconds:g} s, {len(self.frames)} frames"
+
+
+def detection_frame(frame: np.ndarray, detect_size: int) -> np.ndarray:
+    """``frame`` shrunk to fit ``detect_size`` on its long side, as `track` shows the tracker a clip;
+    the trackers give points relative to the frame, so they come back in the original's pixels."""
+    height, width = frame.shape[:2]
+    if max(height, width) <= detect_size:
+        return frame
+    scale = detect_size / max(height, width)
+    size = (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)

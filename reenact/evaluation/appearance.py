@@ -1,0 +1,118 @@
+"""What a viewer sees first: whether the output is as sharp as the footage, and whether it looks like
+the target (a face's identity, a body's clothing and skin).
+
+PSNR and SSIM reward blur, and pose distance only says where the person is; these figures say
+what the person looks like.
+- ``sharpness``: the high-frequency (Laplacian) energy of the output over the person or face,
+  divided by the footage's own over the same region: 1.0 is as sharp as the footage.
+- ``appearance_distance`` (bodies): for each body part (torso, upper and lower arms and legs), the
+  colour (CIELAB) of the output where the pose puts that part, against the median colour of the
+  same part in the target's training footage; ΔE, averaged over the parts in view. Each part is
+  compared with itself, so it holds in any pose, and it needs no real frame, so it serves cross-
+  reenactment too. A smeared or wrongly coloured shirt, or the background showing where an arm
+  should be, scores high. Mean colour does not see texture; sharpness does.
+- ``identity_distance`` (faces): reenact/evaluation/identity.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+# Body parts as MediaPipe Pose segments; the torso by its two diagonals.
+BODY_PARTS: dict[str, tuple[tuple[int, int], ...]] = {
+    "torso": ((11, 24), (12, 23)),
+    "left_upper_arm": ((11, 13),), "right_upper_arm": ((12, 14),),
+    "left_forearm": ((13, 15),), "right_forearm": ((14, 16),),
+    "left_thigh": ((23, 25),), "right_thigh": ((24, 26),),
+    "left_shin": ((25, 27),), "right_shin": ((26, 28),),
+}
+SEGMENT_FRACTIONS = np.array([0.2, 0.35, 0.5, 0.65, 0.8])
+MIN_CONFIDENCE = 0.5
+REFERENCE_FRAMES = 200
+
+
+def high_frequency_energy(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(N,) mean squared Laplacian of each (R, R, 3) uint8 image's grey levels (0 to 1) over its mask
+    (the whole image where the mask is empty)."""
+    energies = []
+    for image, mask in zip(images, masks):
+        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+        squared = cv2.Laplacian(grey, cv2.CV_32F, ksize=3) ** 2
+        energies.append(float(squared[mask].mean() if mask.any() else squared.mean()))
+    return np.array(energies)
+
+
+def part_colours(images: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, P, 3) the median CIELAB colour along each body part of (N, R, R, 3) uint8 images, where
+    (N, K, 3) pose points (pixels, confidence) put it; NaN where the part is not in view."""
+    colours = np.full((len(images), len(BODY_PARTS), 3), np.nan, np.float32)
+    size = images.shape[1]
+    for n, (image, pose) in enumerate(zip(images, points)):
+        lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+        for p, segments in enumerate(BODY_PARTS.values()):
+            samples = [pose[a, :2] + SEGMENT_FRACTIONS[:, None] * (pose[b, :2] - pose[a, :2])
+                       for a, b in segments if min(pose[a, 2], pose[b, 2]) >= MIN_CONFIDENCE]
+            if not samples:
+                continue
+            xy = np.concatenate(samples).round().astype(int)
+            inside = ((xy >= 0) & (xy < size)).all(axis=1)
+            if inside.any():
+                colours[n, p] = np.median(lab[xy[inside, 1], xy[inside, 0]], axis=0)
+    return colours
+
+
+def reference_part_colours(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(P, 3) each part's median colour over (up to REFERENCE_FRAMES evenly spread) training frames."""
+    picks = reference_picks(len(frames))
+    with _quiet():
+        return np.nanmedian(part_colours(frames[picks], points[picks]), axis=0)
+
+
+def appearance_distance(colours: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(N,) mean ΔE (CIE76) over the parts in view in both; NaN where none is."""
+    distance = np.linalg.norm(colours - reference[None], axis=-1)
+    with _quiet():
+        return np.nanmean(distance, axis=1)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """All-NaN slices give NaN, as reported, without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+@dataclass(frozen=True)
+class ViewerFigures:
+    """``sharpness`` and the mode's look-alike figure (``key``), against the target's training footage."""
+    reference_energy: float                     # the training frames' high-frequency energy over their regions
+    key: str                                    # "appearance_distance" or "identity_distance"
+    judge: Callable[[np.ndarray, np.ndarray], np.ndarray] | None   # (images, pose points) → (N,); None: unavailable
+    unavailable: str = ""                       # why ``judge`` is None
+
+    def __call__(self, images: np.ndarray, masks: np.ndarray, points: np.ndarray,
+                 real: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per frame; ``real`` frames (self-reenactment) are the sharpness reference where given."""
+        energy = high_frequency_energy(images, masks)
+        reference = high_frequency_energy(real, masks) if real is not None else self.reference_energy
+        figures = {"sharpness": energy / np.maximum(reference, 1e-12)}
+        if self.judge is not None:
+            figures[self.key] = self.judge(images, points)
+        return figures
+
+    @property
+    def note(self) -> str:
+        return f"{self.key}: unavailable: {self.unavailable}" if self.judge is None else ""
+
+
+def reference_picks(count: int) -> np.ndarray:
+    """Up to REFERENCE_FRAMES frame indices spread evenly over ``count`` frames."""
+    return np.unique(np.linspace(0, count - 1, min(REFERENCE_FRAMES, count)).round().astype(int))

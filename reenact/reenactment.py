@@ -1,0 +1,143 @@
+"""The reenactment engine: one trained target, loaded once, that `transfer`, `live` and `eval` all call.
+
+The same steps for every front end:
+1. ``Reenactor.load``: the checkpoint, its mode, the generator and the face enhancer.
+2. A driver: ``track`` + ``retarget`` give a whole clip's ``Motion`` (offline), ``live_driver`` a
+   causal one (a camera); both are built from the target's tracking settings.
+3. ``model_proxy``: each driven proxy at the model's resolution.
+4. ``run`` (or a ``FrameStream`` fed by the caller's own ``ProxyWindow``): the proxy window, the
+   translator with its previous output, the face enhancer and paste-back; out come ``Output``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from reenact.checkpoint import Checkpoint
+from reenact.config import TrackConfig
+from reenact.data import center_proxy, resize_uint8
+from reenact.drive import Drive
+from reenact.enhancer import enhance_frame
+from reenact.io import VideoInfo
+from reenact.modes.base import Motion
+from reenact.paste_back import composite, looped_footage
+from reenact.proxy_window import ProxyWindow
+from reenact.stabilise import TemporalStabiliser
+from reenact.translator import StreamingTranslator
+
+
+@dataclass(frozen=True)
+class Output:
+    proxy: np.ndarray           # (R, R, 3) uint8: the frame's own proxy (its RGB channels) at the model's resolution
+    frame: np.ndarray           # (R, R, 3) uint8, or the target's footage with the face pasted in
+    drive: Drive | None         # what drove it (None: a subject's own proxies, in eval)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    feedback: bool = True       # the generator sees its previous output (off: a blank frame)
+    stabilise: bool = True      # the temporal stabiliser, with the mode's settings
+    enhance: bool = True        # the body's face enhancer, where the checkpoint has one
+    paste_back: bool = False    # face: into the target's own footage
+
+
+class Reenactor:
+    def __init__(self, checkpoint: Checkpoint, device: torch.device):
+        self.checkpoint, self.device, self.mode = checkpoint, device, checkpoint.mode
+        self.generator = checkpoint.generator(device)
+        self.enhancer = checkpoint.face_enhancer(device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device) -> "Reenactor":
+        return cls(Checkpoint.load(path), device)
+
+    @property
+    def resolution(self) -> int:
+        return self.checkpoint.resolution
+
+    @property
+    def window(self) -> int:
+        return self.checkpoint.window
+
+    @property
+    def target(self) -> dict:
+        return self.checkpoint.target
+
+    def check_options(self, edits: tuple[str, ...], paste_back: bool) -> None:
+        """Fail before the slow parts when ``--edit`` or ``--paste-back`` can't apply."""
+        self.mode.check_options(edits, paste_back, self.target, str(self.checkpoint.path))
+
+    def track_config(self, path: str, device: str) -> TrackConfig:
+        """The settings the target was tracked with, for another video."""
+        return TrackConfig(**{**self.target["track_config"], "video": path, "out": None, "device": device})
+
+    def track(self, path: str, video: VideoInfo, device: str):
+        """A driver video's whole-clip tracks, found with the target's tracking settings."""
+        config = self.track_config(path, device)
+        tracks = self.mode.track(video, config)
+        self.mode.check_found(path, tracks.valid, config.min_valid_fraction)
+        return tracks
+
+    def retarget(self, tracks, edits: tuple[str, ...] = ()) -> Motion:
+        return self.mode.retarget(tracks, self.target, edits)
+
+    def live_driver(self, edits: tuple[str, ...] = ()):
+        return self.mode.live_driver(self.target, edits, self.device)
+
+    def model_proxy(self, proxy: np.ndarray) -> torch.Tensor:
+        """(R, R, C) uint8 at the subject's resolution → (C, R', R') uint8 at the model's."""
+        return resize_uint8(proxy[None], self.resolution)[0]
+
+    def stream(self, options: StreamOptions = StreamOptions()) -> "FrameStream":
+        return FrameStream(self, options)
+
+    def run(self, proxies: Iterable[tuple[torch.Tensor, Drive | None]], options: StreamOptions = StreamOptions(),
+            lookahead: str = "wait") -> Iterator[Output]:
+        """Consecutive (model proxy, drive) pairs → their outputs, in order. ``wait`` gives each frame
+        the window the model was trained on, clamped at the ends (what training sees)."""
+        stream, window = self.stream(options), ProxyWindow(self.window, lookahead)
+        for proxy, drive in proxies:
+            yield from (stream(*ready) for ready in window.push(proxy, drive))
+        yield from (stream(*ready) for ready in window.flush())
+
+    def drive(self, motion: Motion, options: StreamOptions = StreamOptions()) -> Iterator[Output]:
+        """A whole retargeted clip's outputs."""
+        return self.run(((self.model_proxy(drive.proxy), drive) for drive in motion.drives()), options)
+
+    def rest_frame(self, drive: Drive, stream: "FrameStream") -> np.ndarray:
+        """What shows before the driver does: the target's rest proxy translated on its own."""
+        proxy = self.model_proxy(drive.proxy)
+        generated = StreamingTranslator(self.generator, self.window)(torch.cat([proxy] * self.window))
+        return stream.finish(generated, proxy[:3].permute(1, 2, 0).numpy(), drive)
+
+
+class FrameStream:
+    """Proxy windows in, finished frames out: the translator with its previous output, then the face
+    enhancer and paste-back. One per run of consecutive frames: it holds the previous output."""
+
+    def __init__(self, reenactor: Reenactor, options: StreamOptions):
+        self.reenactor, self.window = reenactor, reenactor.window
+        stabiliser = TemporalStabiliser(reenactor.mode.stabiliser) if options.stabilise else None
+        self.translate = StreamingTranslator(reenactor.generator, reenactor.window, options.feedback, stabiliser)
+        self.enhancer = reenactor.enhancer if options.enhance else None
+        self.footage = looped_footage(reenactor.target) if options.paste_back else None
+
+    def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
+        proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
+        return Output(proxy, self.finish(self.translate(proxy_window), proxy, drive), drive)
+
+    def finish(self, generated: np.ndarray, proxy: np.ndarray, drive: Drive | None) -> np.ndarray:
+        """The face enhancer around the driven head, then paste-back into the target's footage."""
+        if self.enhancer is not None and drive is not None and drive.head is not None:
+            scale = self.reenactor.checkpoint.head_scale
+            head = drive.head * np.array([scale, scale, 1], np.float32)
+            generated = enhance_frame(self.enhancer, proxy, generated, head, self.reenactor.checkpoint.face_crop_size,
+                                      self.reenactor.device)
+        if self.footage is not None:
+            generated = composite(next(self.footage), generated, drive.face_crop)
+        return generated

@@ -1,0 +1,79 @@
+"""What a viewer sees first: sharpness, a body's colours part by part, and a face's identity."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from reenact.evaluation.appearance import (BODY_PARTS, appearance_distance, high_frequency_energy, part_colours,
+                                           reference_part_colours)
+from reenact.io import iter_frames, probe_video
+from tests.conftest import EXAMPLES, shared_clip
+
+
+def example_frame(size: int = 128) -> np.ndarray:
+    return next(iter_frames(probe_video(EXAMPLES / "taiji_target.mp4"), size=(size, size)))
+
+
+def test_a_blurred_frame_scores_lower_sharpness_than_the_sharp_one():
+    sharp = example_frame()
+    everywhere = np.ones((1, 128, 128), bool)
+    energies = [high_frequency_energy(cv2.GaussianBlur(sharp, (0, 0), sigma)[None], everywhere)[0]
+                for sigma in (0.01, 1.0, 2.0)]
+    assert energies[0] > 1.5 * energies[1] > 1.5 * energies[2] > 0
+
+
+def test_sharpness_looks_only_inside_the_mask():
+    frame = example_frame()
+    left = np.zeros((1, 128, 128), bool)
+    left[:, :, :64] = True
+    blurred_right = frame.copy()
+    blurred_right[:, 64:] = cv2.GaussianBlur(frame, (0, 0), 3)[:, 64:]
+    assert high_frequency_energy(blurred_right[None], left)[0] == pytest.approx(high_frequency_energy(frame[None], left)[0], rel=0.05)
+
+
+def person(shirt: tuple[int, int, int], trousers: tuple[int, int, int], shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 128 px stick person (thick limbs) in the given colours, and its pose points (33, 3)."""
+    points = np.zeros((33, 3), np.float32)
+    joints = {11: (50, 40), 12: (78, 40), 13: (40, 62), 14: (88, 62), 15: (34, 84), 16: (94, 84),
+              23: (54, 80), 24: (74, 80), 25: (52, 102), 26: (76, 102), 27: (50, 124), 28: (78, 124)}
+    for index, (x, y) in joints.items():
+        points[index] = (x + shift, y, 1.0)
+    image = np.full((128, 128, 3), 30, np.uint8)
+    cv2.fillPoly(image, [points[[11, 12, 24, 23], :2].astype(np.int32)], shirt)
+    for (a, b), colour in (((11, 13), shirt), ((13, 15), shirt), ((12, 14), shirt), ((14, 16), shirt),
+                           ((23, 25), trousers), ((25, 27), trousers), ((24, 26), trousers), ((26, 28), trousers)):
+        cv2.line(image, tuple(points[a, :2].astype(int)), tuple(points[b, :2].astype(int)), colour, 7)
+    return image, points
+
+
+def test_the_body_appearance_compares_each_part_with_itself_in_any_pose():
+    red_shirt, points = person((200, 40, 40), (40, 40, 160))
+    reference = reference_part_colours(red_shirt[None], points[None])
+    moved, moved_points = person((200, 40, 40), (40, 40, 160), shift=-20)
+    green_shirt, green_points = person((40, 200, 40), (40, 40, 160), shift=-20)
+    same = appearance_distance(part_colours(moved[None], moved_points[None]), reference)[0]
+    other = appearance_distance(part_colours(green_shirt[None], green_points[None]), reference)[0]
+    assert same < 1.0 and other > 30
+    hidden = moved_points.copy()
+    hidden[:, 2] = 0
+    assert np.isnan(part_colours(moved[None], hidden[None])).all() and len(BODY_PARTS) == 9
+
+
+def test_two_frames_of_one_person_are_closer_in_identity_than_frames_of_two_people():
+    from reenact.evaluation.identity import SAME_PERSON, load_face_embedder
+
+    embedder, unavailable = load_face_embedder()
+    if embedder is None:
+        pytest.skip(unavailable)
+
+    def frames(name: str, picks: list[int]) -> np.ndarray:
+        decoded = list(iter_frames(probe_video(shared_clip(f"face/{name}.mp4")), size=(160, 160), max_frames=max(picks) + 1))
+        return embedder(np.stack([decoded[i] for i in picks]))
+
+    d3, d10 = frames("liveportrait_d3", [0, 200]), frames("liveportrait_d10", [0, 300])
+    distance = lambda a, b: float(np.linalg.norm(a - b))
+    same = [distance(d3[0], d3[1]), distance(d10[0], d10[1])]
+    different = [distance(d3[0], d10[0]), distance(d3[1], d10[1])]
+    assert max(same) < SAME_PERSON < min(different), (same, different)
