@@ -317,16 +317,27 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, example_target):
-    """Every frame through the live driver (none dropped, lookahead wait) and the engine, against
-    `transfer`'s frames of the same clip. They differ only where the drivers do: live normalises the
-    pose with its first 3 s, transfer with the whole clip."""
+    """Every frame through the live driver (none dropped, lookahead wait) and the engine, against the
+    engine's frames from the whole clip's tracks, as `transfer` makes them. Live normalises the pose
+    with its first 3 s (it has no future), so the offline poses do too here; the rest is the same
+    chain. The tolerance, median PSNR after the warm-up: above 22 dB and 4 dB above frames half the
+    clip away. Measured: this 2-step checkpoint 25.0 against 18.5 dB; a 12-step one on its own clip
+    42.7 (p10 35.6) against 22.3, and 23.0 with the whole clip's statistics, as transfer has them."""
+    from reenact.body.head import head_centers
+    from reenact.body.skeleton import SkeletonRenderer
+    from reenact.drive import Drive
     from reenact.io import iter_frames
     from reenact.reenactment import Reenactor
 
     reenactor = Reenactor.load(body_checkpoint, torch.device("cpu"))
-    video = probe_video(example_target)
-    motion = reenactor.retarget(reenactor.track(str(example_target), video, "cpu"))
-    offline = np.stack([output.frame for output in reenactor.drive(motion)])
+    video, target = probe_video(example_target), reenactor.target
+    warm_up_frames = round(video.fps * BODY_WARMUP_SECONDS)
+    keypoints = offline_points(body_checkpoint, example_target, ground_frames=warm_up_frames)
+    renderer = SkeletonRenderer(target["subject_resolution"])
+    centers, seen = head_centers(keypoints, target["track_config"]["min_confidence"])
+    offline_drives = [Drive(renderer.render(points), head=np.array([*center, head], np.float32), points=points)
+                      for points, center, head in zip(keypoints, centers, seen)]
+    offline = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(d.proxy), d) for d in offline_drives)])
     driver = reenactor.live_driver()
     driver.start(video.fps, (video.width, video.height))
     drives = [driver(frame, t / video.fps) for t, frame in enumerate(iter_frames(video))]
@@ -335,6 +346,7 @@ def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, exampl
     live = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(drives[t].proxy), drives[t])
                                                               for t in driven)])
     assert len(driven) > 0.9 * len(drives)
-    same = [psnr(frame, offline[t]) for frame, t in zip(live, driven)]
-    shifted = [psnr(frame, offline[(t + len(offline) // 2) % len(offline)]) for frame, t in zip(live, driven)]
-    assert np.median(same) > 30 and np.median(same) > np.median(shifted) + 3, (np.median(same), np.median(shifted))
+    after = [(frame, t) for frame, t in zip(live, driven) if t >= warm_up_frames]
+    same = np.median([psnr(frame, offline[t]) for frame, t in after])
+    shifted = np.median([psnr(frame, offline[(t + len(offline) // 2) % len(offline)]) for frame, t in after])
+    assert same > 22 and same > shifted + 4, (same, shifted)

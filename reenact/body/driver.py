@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import torch
 
 from reenact.body.head import head_centers
 from reenact.body.normalize import ground_stats
@@ -25,11 +24,11 @@ BODY_WARMUP_SECONDS = 3.0     # of input with a person: what the ground statisti
 
 
 class BodyDriver:
-    """Holistic, One-Euro smoothing, Everybody Dance Now normalisation with the source's ground
-    statistics gathered over its first seconds in view, the skeleton proxy."""
+    """Holistic, the target's smoothing run causally, Everybody Dance Now normalisation with the
+    source's ground statistics gathered over its first seconds in view, the skeleton proxy (drawn
+    by OpenCV, so on the CPU wherever `live` runs)."""
 
-    def __init__(self, target: dict, edits: tuple[str, ...] = (), device: torch.device = torch.device("cpu")):
-        # ``device`` goes unused: OpenCV draws the skeleton (the drivers share one signature).
+    def __init__(self, target: dict):
         self.target, self.min_confidence = target, target["track_config"]["min_confidence"]
         self.renderer = SkeletonRenderer(target["subject_resolution"])
         self.warm = WarmUp(BODY_WARMUP_SECONDS)
