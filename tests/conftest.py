@@ -83,15 +83,14 @@ def body_subject(tmp_path_factory, example_source) -> Path:
 
 
 # `pytest -m "not e2e"` runs the unit tests alone, in a few minutes; `e2e` marks the tests that run the
-# real commands and stages (most say so with @pytest.mark.e2e). Also marked here: every test that uses
-# the tracked example subject, and the modules that cannot import pytest for a mark of their own.
+# real commands and stages (they say so with @pytest.mark.e2e or a module's pytestmark). Also marked
+# here: every test that uses the tracked example subject, however it reaches it.
 E2E_FIXTURES = {"body_subject"}
-E2E_MODULES = {"test_bad_input.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in E2E_MODULES:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
 

@@ -6,9 +6,12 @@ import os
 import pickle
 
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import assert_clean_failure, make_clip, run_reenact
+
+pytestmark = pytest.mark.e2e      # every test runs the real command
 
 
 def test_missing_video(tmp_path):
