@@ -17,6 +17,7 @@ from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.evaluation import held_out, metrics, report
+from reenact.evaluation.appearance import high_frequency_energy
 from reenact.evaluation.cross import cross_reenactment
 from reenact.files import check_writable, write_json
 from reenact.io import probe_video
@@ -60,11 +61,11 @@ def run(config: EvalConfig) -> dict:
         for name, images in frames.items():
             per_frame[name]["lpips"] = held_out.lpips_per_frame(lpips.to(device), images, real, device)
     viewer = held_out.viewer_figures(mode, clip, conditioning)
-    held_out_points = conditioning[clip.train_end:]
+    held_out_points, real_energy = conditioning[clip.train_end:], high_frequency_energy(real, masks)
     for name, images in frames.items():
-        per_frame[name].update(viewer(images, masks, held_out_points, real))
+        per_frame[name].update(viewer(images, masks, held_out_points, real_energy))
     results = held_out.summarize(per_frame, real_float, flows, subject, config, checkpoint.state, novel, lpips_unavailable,
-                                 viewer(real, masks, held_out_points, real), viewer.note)
+                                 viewer(real, masks, held_out_points, real_energy), viewer.note)
     # 5. Cross-reenactment: another person's motion, measured against its retargeted form.
     if driver is not None:
         motion = reenactor.retarget(reenactor.track(config.driver, driver, config.device))

@@ -9,7 +9,6 @@ image_discriminator / temporal_discriminators (state dicts), optimizers, schedul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -95,7 +94,7 @@ class Checkpoint:
         """The resolved train config it was trained with."""
         return self.state["config"]
 
-    @cached_property
+    @property
     def head_scale(self) -> float:
         """Subject pixels → model pixels."""
         return self.resolution / self.target["subject_resolution"]

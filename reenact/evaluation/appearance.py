@@ -69,21 +69,20 @@ def part_colours(images: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def reference_part_colours(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(P, 3) each part's median colour over (up to REFERENCE_FRAMES evenly spread) training frames."""
-    picks = reference_picks(len(frames))
-    with _quiet():
-        return np.nanmedian(part_colours(frames[picks], points[picks]), axis=0)
+    """(P, 3) each part's median colour over training frames (the caller's sample: ``reference_picks``)."""
+    with quiet_nan():
+        return np.nanmedian(part_colours(frames, points), axis=0)
 
 
 def appearance_distance(colours: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(N,) mean ΔE (CIE76) over the parts in view in both; NaN where none is."""
     distance = np.linalg.norm(colours - reference[None], axis=-1)
-    with _quiet():
+    with quiet_nan():
         return np.nanmean(distance, axis=1)
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_nan():
     """All-NaN slices give NaN, as reported, without a warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -99,11 +98,11 @@ class ViewerFigures:
     unavailable: str = ""                       # why ``judge`` is None
 
     def __call__(self, images: np.ndarray, masks: np.ndarray, points: np.ndarray,
-                 real: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per frame; ``real`` frames (self-reenactment) are the sharpness reference where given."""
-        energy = high_frequency_energy(images, masks)
-        reference = high_frequency_energy(real, masks) if real is not None else self.reference_energy
-        figures = {"sharpness": energy / np.maximum(reference, 1e-12)}
+                 real_energy: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per frame; ``real_energy`` (self-reenactment: each real frame's ``high_frequency_energy``
+        over the same masks) is the sharpness reference where given, else the training frames'."""
+        reference = real_energy if real_energy is not None else self.reference_energy
+        figures = {"sharpness": high_frequency_energy(images, masks) / np.maximum(reference, 1e-12)}
         if self.judge is not None:
             figures[self.key] = self.judge(images, points)
         return figures
@@ -114,5 +113,6 @@ class ViewerFigures:
 
 
 def reference_picks(count: int) -> np.ndarray:
-    """Up to REFERENCE_FRAMES frame indices spread evenly over ``count`` frames."""
+    """Up to REFERENCE_FRAMES frame indices spread evenly over ``count`` frames: the training frames
+    a ``ViewerFigures`` is built from."""
     return np.unique(np.linspace(0, count - 1, min(REFERENCE_FRAMES, count)).round().astype(int))

@@ -9,12 +9,12 @@ model is refitted to what they found.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from reenact.evaluation import metrics
+from reenact.evaluation.appearance import quiet_nan
 from reenact.evaluation.systems import body_pose_features, face_pose_features, nearest_neighbours
 
 MIN_CONFIDENCE = 0.5
@@ -140,8 +140,7 @@ def system_figures(frames: np.ndarray, detected: np.ndarray, found: np.ndarray, 
 
 def viewer_summary(figures: dict[str, np.ndarray], valid: np.ndarray) -> dict[str, float]:
     """Means over the driver frames where the driver was tracked (NaN where none has a value)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with quiet_nan():
         return {key: float(np.nanmean(values[valid])) for key, values in figures.items()}
 
 

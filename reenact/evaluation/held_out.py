@@ -16,7 +16,7 @@ import torch
 from reenact.config import EvalConfig, config_dict
 from reenact.data import SubjectClip
 from reenact.evaluation import metrics, report
-from reenact.evaluation.appearance import ViewerFigures, reference_picks
+from reenact.evaluation.appearance import ViewerFigures, quiet_nan, reference_picks
 from reenact.evaluation.systems import NOVELTY_QUANTILE, nearest_neighbours, novelty_threshold
 from reenact.models.lpips import LearnedPerceptualDistance
 from reenact.modes import Mode
@@ -120,6 +120,12 @@ def system_summary(values: dict[str, np.ndarray], selected: np.ndarray) -> dict:
     return summary
 
 
+def real_means(figures: dict[str, np.ndarray]) -> dict[str, float]:
+    """The real frames' own viewer figures, their floor (NaN where none has a value)."""
+    with quiet_nan():
+        return {key: float(np.nanmean(values)) for key, values in figures.items()}
+
+
 def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], subject: Subject, config: EvalConfig,
               checkpoint: dict, novel: dict, lpips_unavailable: str, real_viewer: dict, viewer_note: str) -> dict:
     real_flicker = [metrics.warping_error(real_float[t - 1], real_float[t], flows[t - 1]) for t in range(1, len(real_float))]
@@ -129,7 +135,7 @@ def summarize(per_frame: dict, real_float: np.ndarray, flows: list[np.ndarray], 
     return {"checkpoint": str(config.checkpoint), "checkpoint_step": checkpoint["step"], "subject": str(subject.root),
             "mode": subject.mode.name, "held_out_frames": int(len(real_float)), "resolution": checkpoint["resolution"],
             "systems": systems, "real": {"flicker": float(np.mean(real_flicker)) if real_flicker else float("nan"),
-                                         **{key: float(np.nanmean(values)) for key, values in real_viewer.items()}},
+                                         **real_means(real_viewer)},
             "novel_pose": {"frames": int(novel["mask"].sum()), "threshold": novel["threshold"],
                            "nearest_distance": [round(float(d), 4) for d in novel["distances"]], "rule": NOVELTY_RULE},
             "systems_novel": systems_novel,

@@ -50,11 +50,9 @@ class BodyMode(Mode):
         return person_regions(subject.proxies())
 
     def enhancer_heads(self, subject, resolution: int) -> np.ndarray:
-        from reenact.body.crop import Crop
         from reenact.body.head import head_centers
 
-        keypoints = Crop.from_dict(subject.meta["crop"]).to_crop_pixels(subject.tracks["keypoints"], resolution)
-        centers, seen = head_centers(keypoints, subject.meta["config"]["min_confidence"])
+        centers, seen = head_centers(self._keypoints_in_model(subject, resolution), subject.meta["config"]["min_confidence"])
         return np.concatenate([centers, seen[:, None]], axis=1)
 
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
