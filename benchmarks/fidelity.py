@@ -1,7 +1,7 @@
 """The fidelity benchmark: does the model beat nearest-neighbour retrieval on what users see?
 
     python benchmarks/fidelity.py [--train-minutes 10] [--preset tiny] [--videos ../shared/videos]
-                                  [--workdir /tmp/reenact_fidelity] [--only NAME]... [--fresh]
+                                  [--workdir /tmp/reenact_fidelity] [--only NAME]... [--fresh] [--train-config FILE]
 
 For each target below (two bodies, two faces, chosen for varied motion), with a driver that is
 another shared clip of the same mode: `reenact track` the target at the preset's resolution,
@@ -98,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--samples", default=str(REPO / "docs" / "fidelity"))
     parser.add_argument("--only", action="append", choices=[t.name for t in TARGETS], help="only this target (repeatable)")
     parser.add_argument("--fresh", action="store_true", help="run every stage, even those whose output is there")
+    parser.add_argument("--train-config", help="a TOML file of `reenact train` settings, for an ablation "
+                                               "(e.g. generator = \"global\"); use its own --workdir")
     return parser.parse_args(argv)
 
 
@@ -113,8 +115,9 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> dict:
         timings["track_s"] = reenact("track", clip, "--mode", target.mode, "--resolution", resolution, "--out", subject)[1]
     trained = args.fresh or not checkpoint.is_file()
     if trained:
+        settings = ("--config", args.train_config) if args.train_config else ()
         _, timings["train_s"] = reenact("train", subject, "--preset", args.preset, "--minutes", args.train_minutes,
-                                        "--out", checkpoint)
+                                        "--out", checkpoint, *settings)
         timings["train_it_per_s"] = float(json.loads((checkpoint.with_suffix(".train") / "summary.json").read_text())["it_per_s"])
         timings["train_minutes"] = args.train_minutes
     if trained or not metrics.is_file():
@@ -124,6 +127,7 @@ def run_target(target: Target, args: argparse.Namespace, workdir: Path) -> dict:
     sample = Path(args.samples) / f"{target.name}.png"
     write_samples(driver, workdir / f"{target.name}.eval" / "cross_side_by_side.mp4", sample)
     return {"mode": target.mode, "clip": target.clip, "driver": target.driver, "motion": target.motion,
+            "date": datetime.date.today().isoformat(), "train_config": Path(args.train_config).read_text() if args.train_config else "",
             "steps": figures["checkpoint_step"], "sample": str(sample.relative_to(REPO)) if sample.is_relative_to(REPO) else str(sample),
             **timings, "eval": figures}
 
@@ -214,7 +218,9 @@ def mode_table(mode: str, targets: dict) -> list[str]:
         for system in [s for s in SYSTEMS if s in figures["systems"]]:
             self_all, self_novel = figures["systems"][system], figures["systems_novel"][system]
             cross = figures.get("cross", {}).get("systems", {}).get(system, {})
-            cells = ([f"{name} ← {Path(target['driver']).stem}" if system == "model" else "", str(target["steps"]) if system == "model" else "",
+            # Targets can come from runs of different days (--only): each says its own.
+            label = f"{name} ← {Path(target['driver']).stem}" + (f" ({target['date']})" if target.get("date") else "")
+            cells = ([label if system == "model" else "", str(target["steps"]) if system == "model" else "",
                       system.replace("_", " ")]
                      + [cell(self_all.get(k), f) for k, _, f in self_columns]
                      + [cell(self_all["flicker"] / figures["real"]["flicker"], "{:.2f}")]

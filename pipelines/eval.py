@@ -39,7 +39,7 @@ def run(config: EvalConfig) -> dict:
     driver = probe_video(config.driver) if config.driver else None     # a bad driver fails before the slow part
     # 2. The held-out frames at the model's resolution, and what conditioned them.
     resolution = reenactor.resolution
-    clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], resolution, reenactor.window,
+    clip = SubjectClip(subject.frames(), reenactor.model_proxies(subject), subject.tracks["valid"], resolution, reenactor.window,
                        checkpoint.config["validation_fraction"]).to(device)
     real = clip.frames[clip.train_end:].permute(0, 2, 3, 1).cpu().numpy()
     conditioning, scales = mode.conditioning_points(subject, resolution)

@@ -19,18 +19,19 @@ import torch
 
 from reenact.body.head import face_crop_size
 from reenact.config import TrainConfig, config_dict
-from reenact.data import SubjectClip, center_proxy, to_model_range, to_uint8
+from reenact.data import SubjectClip, center_proxy, to_model_range, to_uint8, training_frames
 from reenact.distributed import World, join_world, leave_world, max_across, wrapper
 from reenact.errors import ReenactError
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind
+from reenact.models.neural_texture import NeuralTexture, texture_from_frames
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.progress import info, progress_task, warn
 from reenact.resume import resume, save_checkpoint
 from reenact.subject import BACKGROUND, Subject
 from reenact.training import (Budget, Networks, build_networks, compiled_graphs, configure_backends,
                               generate_sequence, sequence_length, train_step, unwrap)
-from reenact.translator import face_enhancer_arguments, model_arguments
+from reenact.translator import GENERATORS, face_enhancer_arguments, model_arguments
 
 SAMPLE_ROWS = 4
 
@@ -44,6 +45,7 @@ def run(config: TrainConfig) -> Path:
     preset = get_preset(config.preset)
     config = fill_preset_defaults(config, preset, device)
     check_resolution(subject, preset, config)
+    check_generator(config)
     out = Path(config.out) if config.out else Path.cwd() / f"{subject.root.resolve().name}.ckpt"
     run_folder = out.with_suffix(".train")
     check_writable(out)
@@ -51,13 +53,15 @@ def run(config: TrainConfig) -> Path:
         torch.set_num_threads(config.num_threads)
     try:
         # 2. Data: frames and proxies at the model resolution, on the device; the last frames are held out.
-        clip = load_subject_clip(subject, preset, config, world, pin_memory=device.type == "cuda").to(device)
+        reference = pick_reference(subject, config)
+        clip = load_subject_clip(subject, reference, preset, config, world, pin_memory=device.type == "cuda").to(device)
         # 3. Networks, losses and optimizers; continue from `out` when resuming.
         plate = subject.background() if config.background else None
         arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales,
-                                    background=plate is not None)
+                                    background=plate is not None, generator=config.generator,
+                                    neural_texture=config.neural_texture and subject.mode.has_texture_coordinates)
         if clip.head_centers is not None:
-            arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))
+            arguments |= face_enhancer_arguments(preset, subject.proxies().shape[-1], face_crop_size(preset.resolution))
         perceptual, perceptual_record = perceptual_loss(config, world)
         # The seed comes first, so it fixes the initial weights too.
         torch.manual_seed(config.seed)
@@ -65,6 +69,8 @@ def run(config: TrainConfig) -> Path:
         budget = Budget(config.steps, config.minutes and config.minutes * 60, started,
                         agree_every=1 if world.size == 1 else config.log_every)
         networks = build_networks(arguments, perceptual, config, device, wrapper(world, device), done=budget.done)
+        if "neural_texture" in arguments:
+            start_texture(networks, clip, arguments["neural_texture"]["size"])
         if plate is not None:
             paint_over(networks, plate, preset.resolution, device)
             if world.is_main:
@@ -74,7 +80,7 @@ def run(config: TrainConfig) -> Path:
         # 4. The loop, with progress, TensorBoard scalars, sample grids and periodic checkpoints.
         save = lambda step, stopped: save_checkpoint(out, step, networks, arguments, subject, config, preset,
                                                      perceptual_record, rng, lambda: validation_metrics(networks.sampler, clip),
-                                                     world, budget, stopped)
+                                                     world, budget, stopped, reference)
         step = train_loop(clip, networks, config, rng, start_step, budget, run_folder, save, world)
         if world.is_main:
             info(f"wrote {out} (step {step}); samples and TensorBoard logs in {run_folder}/")
@@ -90,6 +96,22 @@ def paint_over(networks: Networks, plate: np.ndarray, resolution: int, device: t
     for generator in (unwrap(networks.generator), networks.ema):
         if generator is not None:
             generator.plate.copy_(tensor)
+
+
+def pick_reference(subject: Subject, config: TrainConfig):
+    """The mode's reference frame of the target, from the frames trained on; None without one."""
+    if not config.reference_frame:
+        return None
+    return subject.mode.choose_reference(subject, training_frames(len(subject.tracks["valid"]), config.validation_fraction))
+
+
+def start_texture(networks: Networks, clip: SubjectClip, size: int) -> None:
+    """The neural texture of the generator and its EMA starts as the training frames' colours on the mesh."""
+    train = slice(0, clip.train_end)
+    colours = texture_from_frames(clip.frames[train].cpu(), clip.proxies[train].cpu(), size)
+    for generator in (unwrap(networks.generator), networks.ema):
+        for texture in (m for m in (generator.modules() if generator is not None else ()) if isinstance(m, NeuralTexture)):
+            texture.initialise(colours.to(texture.levels[0].device))
 
 
 def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module | None, dict]:
@@ -136,14 +158,21 @@ def check_resolution(subject: Subject, preset: ModelPreset, config: TrainConfig)
                            f"{preset.resolution}px; track again with --resolution {preset.resolution} (or use a smaller preset)")
 
 
-def load_subject_clip(subject: Subject, preset: ModelPreset, config: TrainConfig, world: World,
+def check_generator(config: TrainConfig) -> None:
+    if config.generator not in GENERATORS:
+        raise ReenactError(f"unknown generator {config.generator!r} (valid: {', '.join(GENERATORS)})")
+
+
+def load_subject_clip(subject: Subject, reference, preset: ModelPreset, config: TrainConfig, world: World,
                       pin_memory: bool = False) -> SubjectClip:
+    """The frames and what conditions them (the proxies, and the ``reference`` warped to each pose)."""
     frame_count = len(subject.tracks["valid"])
     if frame_count < 8:
         raise ReenactError(f"{subject.root}: too few frames to train on ({frame_count}; at least 8 needed)")
     regions = loss_regions(subject, config)
     heads = subject.mode.enhancer_heads(subject, preset.resolution) if config.face_enhancer else None
-    clip = SubjectClip(subject.frames(), subject.proxies(), subject.tracks["valid"], preset.resolution, config.window,
+    clip = SubjectClip(subject.frames(), subject.mode.model_proxies(subject, reference), subject.tracks["valid"],
+                       preset.resolution, config.window,
                        config.validation_fraction, sequence_length(config), regions, heads, pin_memory)
     if len(clip.train_ends) < 2:
         raise ReenactError(f"{subject.root}: too few consecutive frames with a {subject.mode.who} "
@@ -268,10 +297,13 @@ def held_out_frames(generator: torch.nn.Module, clip: SubjectClip, count: int) -
 
 
 def write_sample_grid(generator: torch.nn.Module, clip: SubjectClip, path: Path) -> None:
-    """Rows of held-out frames: proxy | generated | real."""
+    """Rows of held-out frames: proxy | (a body's reference frame warped to the pose) | generated | real."""
     batch, generated = held_out_frames(generator, clip, SAMPLE_ROWS)
-    columns = [center_proxy(batch["proxies"][:, -1], clip.window)[:, :3], generated, batch["frames"][:, -1]]
-    grid = torch.cat([torch.cat(list(to_uint8(c)), dim=1) for c in columns], dim=2)  # (3, rows·R, 3·R)
+    proxy = center_proxy(batch["proxies"][:, -1], clip.window)
+    # Each whole three channels of the proxy as an image: the drawn proxy, then the warped reference.
+    drawn = [proxy[:, first:first + 3] for first in range(0, proxy.shape[1] - 2, 3)]
+    columns = [*drawn, generated, batch["frames"][:, -1]]
+    grid = torch.cat([torch.cat(list(to_uint8(c)), dim=1) for c in columns], dim=2)  # (3, rows·R, columns·R)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         cv2.imwrite(str(tmp), grid.permute(1, 2, 0).cpu().numpy()[..., ::-1])

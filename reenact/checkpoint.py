@@ -101,10 +101,18 @@ class Checkpoint:
 
     def generator(self, device: torch.device) -> torch.nn.Module:
         """The generator (its EMA where trained with one), in eval mode on ``device``."""
-        from reenact.translator import build_generator
+        from reenact.translator import GENERATORS, build_generator
 
+        architecture = self.state["model"].get("architecture", {}).get("generator")
+        if architecture is not None and architecture not in GENERATORS:
+            raise ReenactError(f"{self.path}: its generator {architecture!r} is unknown to this reenact "
+                               f"(it knows {', '.join(GENERATORS)}); train it again with this reenact")
         generator = build_generator(self.state["model"]).to(device).eval()
-        generator.load_state_dict(self.state.get("generator_ema") or self.state["generator"])
+        try:
+            generator.load_state_dict(self.state.get("generator_ema") or self.state["generator"])
+        except RuntimeError:
+            raise ReenactError(f"{self.path}: its generator's weights do not fit the network it describes "
+                               "(a corrupt checkpoint, or one from another reenact); train it again") from None
         return generator
 
     def face_enhancer(self, device: torch.device) -> torch.nn.Module | None:

@@ -81,6 +81,9 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False                # torch.compile the networks
     gradient_checkpointing: bool = False  # recompute the residual blocks in backward: less memory, more compute
+    generator: str = "unet"              # unet (skip connections at every level) | global (pix2pixHD's, no skips)
+    neural_texture: bool = True          # faces: a learned texture on the mesh, started from the training frames
+    reference_frame: bool = True         # bodies: a training frame warped limb by limb to each pose, beside the skeleton
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 
 

@@ -63,6 +63,11 @@ def generator_input(proxy_window: torch.Tensor, previous_frame: torch.Tensor) ->
     return torch.cat([proxy_window, previous_frame], dim=1)
 
 
+def training_frames(count: int, validation_fraction: float) -> int:
+    """How many of a clip's first frames are trained on; the rest (at least one) are held out."""
+    return count - max(1, int(round(count * validation_fraction)))
+
+
 class SubjectClip:
     """A subject's frames and proxies at the model resolution, with the train/validation split.
 
@@ -82,7 +87,7 @@ class SubjectClip:
         self.valid = torch.as_tensor(np.asarray(valid, bool))
         self.window, self.sequence_length = window, sequence_length
         count = len(self.frames)
-        self.train_end = count - max(1, int(round(count * validation_fraction)))
+        self.train_end = training_frames(count, validation_fraction)
         self.train_ends = self._sequence_ends(0, self.train_end)
         self.validation_ends = self._sequence_ends(self.train_end, count)
 

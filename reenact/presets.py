@@ -22,6 +22,7 @@ class ModelPreset:
     gpu_batch_size: int      # on a GPU
     steps: int
     sample_every: int
+    texture_channels: int = 8  # faces: channels of the neural texture
 
     def to_dict(self) -> dict:
         return asdict(self)

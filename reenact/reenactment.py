@@ -51,6 +51,9 @@ class Reenactor:
         self.checkpoint, self.device, self.mode = checkpoint, device, checkpoint.mode
         self.generator = checkpoint.generator(device)
         self.enhancer = checkpoint.face_enhancer(device)
+        self.reference = self.mode.reference_warp(checkpoint.state.get("reference"))
+        # The proxy's drawn channels, without the reference warped after them: what the stabiliser follows.
+        self.drawn = slice(None, -self.reference.channels) if self.reference is not None else slice(None)
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device) -> "Reenactor":
@@ -89,9 +92,17 @@ class Reenactor:
     def live_driver(self, edits: tuple[str, ...] = ()):
         return self.mode.live_driver(self.target, edits, self.device)
 
-    def model_proxy(self, proxy: np.ndarray) -> torch.Tensor:
-        """(R, R, C) uint8 at the subject's resolution → (C, R', R') uint8 at the model's."""
+    def model_proxy(self, drive: Drive) -> torch.Tensor:
+        """A drive's (R, R, C) uint8 proxy at the subject's resolution, with the reference warped to its
+        pose where the model has one → (C', R', R') uint8 at the model's."""
+        proxy = drive.proxy
+        if self.reference is not None:
+            proxy = np.concatenate([proxy, self.reference(drive.points)], axis=-1)
         return resize_uint8(proxy[None], self.resolution)[0]
+
+    def model_proxies(self, subject) -> np.ndarray:
+        """What conditioned each of a subject's frames, as in training."""
+        return self.mode.model_proxies(subject, self.reference)
 
     def stream(self, options: StreamOptions = StreamOptions()) -> "FrameStream":
         return FrameStream(self, options)
@@ -107,11 +118,11 @@ class Reenactor:
 
     def drive(self, motion: Motion, options: StreamOptions = StreamOptions()) -> Iterator[Output]:
         """A whole retargeted clip's outputs."""
-        return self.run(((self.model_proxy(drive.proxy), drive) for drive in motion.drives()), options)
+        return self.run(((self.model_proxy(drive), drive) for drive in motion.drives()), options)
 
     def rest_frame(self, drive: Drive, stream: "FrameStream") -> np.ndarray:
         """What shows before the driver does: the target's rest proxy translated on its own."""
-        proxy = self.model_proxy(drive.proxy)
+        proxy = self.model_proxy(drive)
         generated = StreamingTranslator(self.generator, self.window)(torch.cat([proxy] * self.window))
         return stream.finish(generated, proxy[:3].permute(1, 2, 0).numpy(), drive)
 
@@ -123,7 +134,8 @@ class FrameStream:
     def __init__(self, reenactor: Reenactor, options: StreamOptions):
         self.reenactor, self.window = reenactor, reenactor.window
         stabiliser = TemporalStabiliser(reenactor.mode.stabiliser) if options.stabilise else None
-        self.translate = StreamingTranslator(reenactor.generator, reenactor.window, options.feedback, stabiliser)
+        self.translate = StreamingTranslator(reenactor.generator, reenactor.window, options.feedback, stabiliser,
+                                             reenactor.drawn)
         self.enhancer = reenactor.enhancer if options.enhance else None
         self.footage = looped_footage(reenactor.target) if options.paste_back else None
 

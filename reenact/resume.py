@@ -21,9 +21,10 @@ from reenact.training import Budget, Networks, unwrap
 
 def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, subject: Subject, config: TrainConfig,
                     preset: ModelPreset, perceptual_record: dict, rng: torch.Generator, validation: Callable[[], dict], world: World,
-                    budget: Budget, stopped: str) -> None:
+                    budget: Budget, stopped: str, reference=None) -> None:
     """``stopped``: "steps" or "minutes" (the budget that ended training), "interrupted", or "in progress";
-    ``validation`` gives the held-out figures (run on rank 0 only)."""
+    ``validation`` gives the held-out figures (run on rank 0 only); ``reference``: the mode's reference
+    frame, when the translator sees one."""
     # Every rank's sampler state, so each resumes its own stream. An interrupted run skips the
     # gather: its ranks may stop at different points, and a collective there could wait forever.
     samplers = [rng.get_state()] if stopped == "interrupted" else gather_tensors(world, rng.get_state())
@@ -43,6 +44,7 @@ def save_checkpoint(out: Path, step: int, networks: Networks, arguments: dict, s
         "schedulers": [s.state_dict() for s in networks.schedulers],
         **face_enhancer_state(networks),
         "target": target_description(subject),
+        "reference": reference.state() if reference is not None else None,
         "perceptual_loss": perceptual_record,
         "validation": validation(),
         "rng": {"samplers": samplers, "torch": torch.get_rng_state()},

@@ -110,6 +110,7 @@ class FaceEnhancer:
     generator_optimizer: torch.optim.Optimizer
     discriminator_optimizer: torch.optim.Optimizer
     crop_size: int
+    proxy_channels: int        # the drawn skeleton's: inference hands the enhancer only those
 
 
 @dataclass
@@ -177,7 +178,7 @@ def build_networks(arguments: dict, perceptual: nn.Module | None, config: TrainC
         enhancer = prepare(enhancer)
         discriminator = prepare(MultiscaleDiscriminator(**arguments["face_discriminator"]))
         networks.face = FaceEnhancer(enhancer, discriminator, adam(enhancer.parameters()), adam(discriminator.parameters()),
-                                     arguments["face_crop"]["size"])
+                                     arguments["face_crop"]["size"], arguments["face_enhancer"]["in_channels"] - 3)
     return networks
 
 
@@ -298,7 +299,7 @@ def face_step(face: FaceEnhancer, batch: dict[str, torch.Tensor], generated: tor
     """One update of the face GAN on the last generated frame's head; frames without a head weigh 0."""
     heads = batch["head_centers"][:, -1]
     centers, seen = heads[:, :2], heads[:, 2]
-    real = batch["frames"][:, -1]
+    real, proxies = batch["frames"][:, -1], proxies[:, :face.proxy_channels]
     with autocast(acceleration, generated.device):
         enhanced, _ = enhance_faces(face.generator, generated, proxies, centers, face.crop_size)
         proxy_crops = crop_patches(proxies, centers, face.crop_size)

@@ -8,18 +8,32 @@ from torch import nn
 
 from reenact.data import center_proxy, generator_input, to_model_range, to_uint8
 from reenact.models import CompositingGenerator, GlobalGenerator, MultiscaleDiscriminator
+from reenact.models.neural_texture import NeuralTexture, TexturedGenerator
+from reenact.models.unet import UNetGenerator
 from reenact.presets import ModelPreset
 from reenact.stabilise import TemporalStabiliser
 
 
+# A checkpoint without "architecture" was written before the U-Net: its generator is the global one.
+GENERATORS = {"global": GlobalGenerator, "unet": UNetGenerator}
+OLD_GENERATOR = "global"
+
+
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
-                    temporal_scales: int, background: bool = False) -> dict[str, dict[str, int]]:
+                    temporal_scales: int, background: bool = False, generator: str = "unet",
+                    neural_texture: bool = False) -> dict[str, dict]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
-    With ``background`` the generator also paints an alpha, over a background plate."""
+    With ``background`` the generator also paints an alpha, over a background plate; with
+    ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
+    texture = ({"channels": preset.texture_channels, "size": 2 * preset.resolution, "levels": 4,
+                "proxy_channels": proxy_channels, "window": window} if neural_texture else None)
     return {
-        "generator": {"in_channels": proxy_channels * window + 3, "out_channels": 4 if background else 3, "ngf": preset.ngf,
+        "architecture": {"generator": generator},
+        "generator": {"in_channels": proxy_channels * window + 3 + (texture["channels"] if texture else 0),
+                      "out_channels": 4 if background else 3, "ngf": preset.ngf,
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
+        **({"neural_texture": texture} if texture else {}),
         **({"background": {"resolution": preset.resolution}} if background else {}),
         # (proxy of t, frame t)
         "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
@@ -44,7 +58,11 @@ def build_face_enhancer(arguments: dict) -> nn.Module | None:
 
 
 def build_generator(arguments: dict) -> nn.Module:
-    generator = GlobalGenerator(**arguments["generator"])
+    generator = GENERATORS[arguments.get("architecture", {}).get("generator", OLD_GENERATOR)](**arguments["generator"])
+    if "neural_texture" in arguments:
+        texture = arguments["neural_texture"]
+        generator = TexturedGenerator(generator, NeuralTexture(texture["channels"], texture["size"], texture["levels"]),
+                                      texture["proxy_channels"], texture["window"])
     if "background" in arguments:
         return CompositingGenerator(generator, arguments["background"]["resolution"])
     return generator
@@ -64,8 +82,9 @@ class StreamingTranslator:
     fed its own previous output, as in training."""
 
     def __init__(self, generator: nn.Module, window: int, feedback: bool = True,
-                 stabiliser: TemporalStabiliser | None = None):
+                 stabiliser: TemporalStabiliser | None = None, drawn: slice = slice(None)):
         self.generator, self.window, self.feedback, self.stabiliser = generator, window, feedback, stabiliser
+        self.drawn = drawn    # the proxy channels the stabiliser follows
         self.previous: torch.Tensor | None = None
 
     def reset(self) -> None:
@@ -84,4 +103,5 @@ class StreamingTranslator:
         generated = to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()
         if self.stabiliser is None:
             return generated
-        return self.stabiliser(center_proxy(proxy_window[None], self.window)[0].permute(1, 2, 0).cpu().numpy(), generated)
+        proxy = center_proxy(proxy_window[None], self.window)[0, self.drawn]
+        return self.stabiliser(proxy.permute(1, 2, 0).cpu().numpy(), generated)

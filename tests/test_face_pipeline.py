@@ -78,7 +78,11 @@ def test_jaw_open_follows_the_lips_on_a_talking_clip(tmp_path):
 def test_face_checkpoint_carries_the_target(face_checkpoint):
     state = torch.load(face_checkpoint, weights_only=True)
     assert state["mode"] == "face" and len(state["target"]["identity"]) == 100
-    assert state["model"]["generator"]["in_channels"] == 4 * state["window"] + 3
+    # The proxy window, the previous frame, and the neural texture sampled at the correspondence image.
+    texture = state["model"]["neural_texture"]
+    assert state["model"]["generator"]["in_channels"] == 4 * state["window"] + 3 + texture["channels"]
+    assert state["model"]["architecture"] == {"generator": "unet"} and texture["proxy_channels"] == 4
+    assert "texture.levels.0" in state["generator"]
 
 
 def test_face_transfer_with_edits_and_paste_back(face_checkpoint, tmp_path):

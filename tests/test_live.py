@@ -337,13 +337,13 @@ def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, exampl
     centers, seen = head_centers(keypoints, target["track_config"]["min_confidence"])
     offline_drives = [Drive(renderer.render(points), head=np.array([*center, head], np.float32), points=points)
                       for points, center, head in zip(keypoints, centers, seen)]
-    offline = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(d.proxy), d) for d in offline_drives)])
+    offline = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(d), d) for d in offline_drives)])
     driver = reenactor.live_driver()
     driver.start(video.fps, (video.width, video.height))
     drives = [driver(frame, t / video.fps) for t, frame in enumerate(iter_frames(video))]
     driver.close()
     driven = [t for t, drive in enumerate(drives) if drive is not None]
-    live = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(drives[t].proxy), drives[t])
+    live = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(drives[t]), drives[t])
                                                               for t in driven)])
     assert len(driven) > 0.9 * len(drives)
     after = [(frame, t) for frame, t in zip(live, driven) if t >= warm_up_frames]

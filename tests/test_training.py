@@ -202,4 +202,5 @@ def test_face_enhancer_is_trained_saved_and_can_be_turned_off(body_subject, tmp_
     assert result.returncode == 0, result.stderr
     state = torch.load(plain, weights_only=True)
     assert "face_enhancer" not in state and state["generator_ema"] is None
-    assert state["model"]["temporal_discriminator"]["in_channels"] == 2 * (3 + 3)
+    # Two frames of (skeleton, the reference warped to the pose, frame).
+    assert state["model"]["temporal_discriminator"]["in_channels"] == 2 * (3 + 3 + 3)

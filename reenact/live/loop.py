@@ -65,7 +65,7 @@ class LiveLoop:
         if self.said_absent:
             info(f"live: the {self.who} is back in view")
         self.absent_since, self.said_absent = None, False
-        self.emit_ready(self.window.push(self.reenactor.model_proxy(drive.proxy), (captured, index, drive)))
+        self.emit_ready(self.window.push(self.reenactor.model_proxy(drive), (captured, index, drive)))
 
     def emit_ready(self, ready) -> None:
         for item in ready:

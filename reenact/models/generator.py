@@ -25,6 +25,22 @@ def _channels(ngf: int, level: int) -> int:
     return min(ngf * 2 ** level, MAX_CHANNELS)
 
 
+def check_size(network: str, x: torch.Tensor, multiple: int) -> None:
+    """Other sizes would silently come back larger than they went in."""
+    height, width = x.shape[-2:]
+    if height % multiple or width % multiple:
+        raise ValueError(f"{network} input is {height}x{width}; height and width must be multiples of {multiple}")
+
+
+def run_blocks(blocks: nn.Sequential, x: torch.Tensor, checkpointing: bool) -> torch.Tensor:
+    """The residual blocks, recomputed in the backward pass instead of kept when ``checkpointing``."""
+    if checkpointing and torch.is_grad_enabled():
+        for block in blocks:
+            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+        return x
+    return blocks(x)
+
+
 class GlobalGenerator(nn.Module):
     """c7s1-ngf, ``n_downsample`` stride-2 convolutions, ``n_blocks`` residual blocks, mirrored upsampling, c7s1-out, tanh.
 
@@ -55,29 +71,14 @@ class GlobalGenerator(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        # Other sizes would silently come back larger than they went in.
-        if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(f"GlobalGenerator input is {height}x{width}; height and width must be multiples of "
-                             f"{self.size_multiple}")
-        x = self.encoder(x)
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            for block in self.blocks:
-                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
-        else:
-            x = self.blocks(x)
-        return self.decoder(x)
+        check_size("GlobalGenerator", x, self.size_multiple)
+        return self.decoder(run_blocks(self.blocks, self.encoder(x), self.gradient_checkpointing))
 
 
-class CompositingGenerator(nn.Module):
-    """vid2vid's foreground/background split: the generator paints colour and an alpha, and the
-    frame is that paint over a fixed background plate, the plate showing where alpha is low. The
-    plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict."""
+class WrappedGenerator(nn.Module):
+    """A module around a generator (``self.generator``) that passes its gradient checkpointing switch on."""
 
-    def __init__(self, generator: GlobalGenerator, resolution: int):
-        super().__init__()
-        self.generator = generator
-        self.register_buffer("plate", torch.zeros(1, 3, resolution, resolution))
+    generator: nn.Module
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -86,6 +87,17 @@ class CompositingGenerator(nn.Module):
     @gradient_checkpointing.setter
     def gradient_checkpointing(self, value: bool) -> None:
         self.generator.gradient_checkpointing = value
+
+
+class CompositingGenerator(WrappedGenerator):
+    """vid2vid's foreground/background split: the generator paints colour and an alpha, and the
+    frame is that paint over a fixed background plate, the plate showing where alpha is low. The
+    plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict."""
+
+    def __init__(self, generator: GlobalGenerator, resolution: int):
+        super().__init__()
+        self.generator = generator
+        self.register_buffer("plate", torch.zeros(1, 3, resolution, resolution))
 
     def forward(self, x: torch.Tensor, with_alpha: bool = False) -> torch.Tensor:
         """The frame (B, 3, R, R); ``with_alpha`` appends the alpha as a fourth channel, for its loss."""

@@ -42,6 +42,7 @@ class Mode:
     who: str                                   # what a frame must show: "person" or "face"
     stabiliser: StabiliserSettings
     has_expressions: bool                      # per-frame ARKit weights to export and --edit
+    has_texture_coordinates: bool              # the proxy's channels 0 and 1 place each pixel on a surface
     pose_scale: str                            # what eval's pose distances are divided by
     region_grow: int                           # eval's masks: the proxy grown by resolution / this
     cross_note: str                            # eval's note on how cross-reenactment is measured
@@ -77,6 +78,19 @@ class Mode:
     def enhancer_heads(self, subject, resolution: int) -> np.ndarray | None:
         """(T, 3) head centres in model pixels and whether seen, for the face enhancer; None: no enhancer."""
         return None
+
+    def choose_reference(self, subject, training_frames: int):
+        """A reference frame of the target that the translator sees warped to each pose; None: none."""
+        return None
+
+    def reference_warp(self, state: dict | None):
+        """The reference a checkpoint stores (``choose_reference``'s ``state()``), ready to warp."""
+        return None
+
+    def model_proxies(self, subject, reference) -> np.ndarray:
+        """(T, R, R, C) what the translator is conditioned on for each of the subject's frames (an array,
+        or anything sliced like one along frames, as `reenact.data.load_clip` reads it)."""
+        return subject.proxies()
 
     # transfer and live
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:

@@ -20,6 +20,7 @@ class BodyMode(Mode):
     # new frame all around them (chosen on the fidelity benchmark, README).
     stabiliser = StabiliserSettings(blend=0.95, sparse_proxy=True)
     has_expressions = False
+    has_texture_coordinates = False
     pose_scale = "body height"
     region_grow = 16
 
@@ -54,6 +55,26 @@ class BodyMode(Mode):
 
         centers, seen = head_centers(self._keypoints_in_model(subject, resolution), subject.meta["config"]["min_confidence"])
         return np.concatenate([centers, seen[:, None]], axis=1)
+
+    def choose_reference(self, subject, training_frames: int):
+        from reenact.body.reference import ReferenceWarp, choose_reference
+
+        points, valid = self._keypoints_in_model(subject, subject.resolution), subject.tracks["valid"]
+        min_confidence = subject.meta["config"]["min_confidence"]
+        picked = choose_reference(points, valid, training_frames, min_confidence)
+        return ReferenceWarp(np.array(subject.frames()[picked]), points[picked], min_confidence)
+
+    def reference_warp(self, state: dict | None):
+        from reenact.body.reference import ReferenceWarp
+
+        return ReferenceWarp.from_state(state) if state is not None else None
+
+    def model_proxies(self, subject, reference) -> np.ndarray:
+        if reference is None:
+            return subject.proxies()
+        from reenact.body.reference import WithReference
+
+        return WithReference(subject.proxies(), self._keypoints_in_model(subject, subject.resolution), reference)
 
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         if edits or paste_back:

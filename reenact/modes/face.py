@@ -22,6 +22,7 @@ class FaceMode(Mode):
     # The correspondence image covers every pixel of the face, so its flow is trusted pixel by pixel.
     stabiliser = StabiliserSettings(blend=0.93)
     has_expressions = True
+    has_texture_coordinates = True
     pose_scale = "inter-ocular distance"
     region_grow = 32
 

@@ -1,0 +1,90 @@
+"""A learned neural texture on the face mesh (Thies et al., Deferred Neural Rendering, 2019).
+
+The face proxy's correspondence image gives every face pixel the position of its point on the
+neutral mesh; its x and y, a frontal projection of the neutral face, serve as texture
+coordinates. The texture is a Laplacian pyramid of multi-channel images, summed after sampling, so
+coarse levels fill texels few frames saw while fine levels hold pores and lashes. The generator
+sees the sampled texture beside its usual input, so the target's own skin and eyes reach the
+frame through the U-Net's full-resolution skips instead of being relearnt for every pose.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reenact.models.generator import WrappedGenerator
+
+# A proxy pixel at the background level (0 of 255, -1 in model range) in all of x, y and z is off the face.
+COVERED_ABOVE = -1 + 0.5 / 127.5
+
+
+class NeuralTexture(nn.Module):
+    def __init__(self, channels: int, size: int, levels: int):
+        super().__init__()
+        self.levels = nn.ParameterList(nn.Parameter(torch.zeros(1, channels, size >> level, size >> level))
+                                       for level in range(levels))
+
+    def forward(self, uv: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 2) coordinates in [-1, 1] → (B, channels, H, W)."""
+        sampled = [F.grid_sample(level.expand(len(uv), -1, -1, -1), uv, mode="bilinear", padding_mode="border",
+                                 align_corners=True) for level in self.levels]
+        return torch.stack(sampled).sum(dim=0)
+
+    @torch.no_grad()
+    def initialise(self, colours: torch.Tensor) -> None:
+        """Start from (3, S, S) colours in [-1, 1] at the finest level: step 0 shows the target's face."""
+        for level in self.levels:
+            level.zero_()
+        self.levels[0][0, :3].copy_(colours)
+
+
+class TexturedGenerator(WrappedGenerator):
+    """A generator that also sees the neural texture sampled where frame t's correspondence image
+    puts each pixel. Input as any generator's: the (B, C·window, R, R) proxy window and the previous
+    frame, in model range; channels 0 and 1 of each C-channel proxy are the texture coordinates."""
+
+    def __init__(self, generator: nn.Module, texture: NeuralTexture, proxy_channels: int, window: int):
+        super().__init__()
+        self.generator, self.texture = generator, texture
+        self.center = slice(proxy_channels * (window // 2), proxy_channels * (window // 2) + 3)
+        self.size_multiple = generator.size_multiple
+
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        correspondence = x[:, self.center]
+        covered = (correspondence > COVERED_ABOVE).any(dim=1, keepdim=True).to(x.dtype)
+        return self.texture(correspondence[:, :2].permute(0, 2, 3, 1).float()).to(x.dtype) * covered
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(torch.cat([x, self.sample(x)], dim=1))
+
+
+def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, size, size) colours in [-1, 1]: the mean colour of every texel over the (N, 3, R, R) uint8
+    frames, each pixel put where its (N, C, R, R) uint8 proxy's x and y say; texels no frame saw take
+    the colour of the nearest coarser level that has one (push-pull)."""
+    colour_sum = torch.zeros(3, size * size)
+    count = torch.zeros(1, size * size)
+    for frame, proxy in zip(frames, proxies):
+        covered = proxy[:3].amax(dim=0) > 0
+        u, v = (proxy[:2, covered].float() * ((size - 1) / 255)).round().long()
+        texel = v * size + u
+        colour_sum.index_add_(1, texel, frame[:, covered].float())
+        count.index_add_(1, texel, torch.ones(1, len(texel)))
+    mean = pull_push(colour_sum.view(3, size, size), count.view(1, size, size))
+    return mean / 127.5 - 1
+
+
+def pull_push(colour_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Means where ``count`` > 0, holes filled from ever coarser averages (Gortler et al.'s pull-push)."""
+    pyramid = [(colour_sum, count)]
+    while pyramid[-1][1].shape[-1] > 1:
+        level_sum, level_count = pyramid[-1]
+        pyramid.append((F.avg_pool2d(level_sum[None], 2, ceil_mode=True)[0] * 4,
+                        F.avg_pool2d(level_count[None], 2, ceil_mode=True)[0] * 4))
+    mean = pyramid[-1][0] / pyramid[-1][1].clamp(min=1e-6)
+    for level_sum, level_count in reversed(pyramid[:-1]):
+        coarser = F.interpolate(mean[None], size=level_sum.shape[-2:], mode="bilinear", align_corners=False)[0]
+        mean = torch.where(level_count > 0, level_sum / level_count.clamp(min=1e-6), coarser)
+    return mean

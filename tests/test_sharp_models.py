@@ -1,0 +1,210 @@
+"""What keeps the target's own appearance: the U-Net, the face's neural texture (gradients,
+texture coordinates against the mesh's projection, its start from the frames), the body's reference
+frame warped limb by limb, the stabiliser's resampling, and checkpoints from before them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reenact.body import layout
+from reenact.body.reference import ReferenceWarp, WithReference, affine, choose_reference, similarity
+from reenact.checkpoint import Checkpoint
+from reenact.errors import ReenactError
+from reenact.face.geometry import project
+from reenact.face.model import load_face_model
+from reenact.face.proxy import FaceProxyRenderer
+from reenact.models import GlobalGenerator
+from reenact.models.neural_texture import NeuralTexture, TexturedGenerator, pull_push, texture_from_frames
+from reenact.models.unet import UNetGenerator
+from reenact.stabilise import StabiliserSettings, TemporalStabiliser
+from reenact.translator import build_generator, model_arguments
+from reenact.presets import PRESETS
+from tests.test_body_math import standing_person
+
+P = layout.POSE
+
+
+def test_the_unet_keeps_size_and_range_and_passes_gradients_to_its_input():
+    torch.manual_seed(0)
+    generator = UNetGenerator(6, 3, ngf=8, n_downsample=3, n_blocks=1)
+    x = torch.randn(2, 6, 64, 96, requires_grad=True)
+    y = generator(x)
+    assert y.shape == (2, 3, 64, 96) and y.abs().max() <= 1
+    y[0, 0, 20, 30].backward()
+    assert x.grad[0].abs().sum(dim=0)[20, 30] > 0 and generator.stem[1].weight.grad.abs().sum() > 0
+    assert x.grad[1].abs().sum() == 0                       # instance norm: samples stay apart
+    with pytest.raises(ValueError, match="multiples of 8"):
+        generator(torch.randn(1, 6, 64, 60))
+
+
+def face_proxy_window(window: int = 3, size: int = 32) -> torch.Tensor:
+    """(1, 4·window, size, size) proxies in model range: a ramp of texture coordinates on the left
+    half (the face), background (-1) on the right."""
+    proxy = torch.full((4, size, size), -1.0)
+    ramp = torch.linspace(-0.9, 0.9, size)
+    proxy[0, :, :size // 2] = ramp[None, :size // 2]
+    proxy[1, :, :size // 2] = ramp[:, None]
+    proxy[2, :, :size // 2] = 0.0
+    return proxy.repeat(window, 1, 1)[None]
+
+
+def test_gradients_reach_the_neural_texture_only_where_the_face_samples_it():
+    torch.manual_seed(0)
+    texture = NeuralTexture(channels=4, size=64, levels=3)
+    generator = TexturedGenerator(UNetGenerator(4 * 3 + 3 + 4, ngf=8, n_downsample=2, n_blocks=1), texture, 4, 3)
+    proxies = face_proxy_window()
+    x = torch.cat([proxies, torch.zeros(1, 3, 32, 32)], dim=1)
+    sampled = generator.sample(x)
+    assert sampled.shape == (1, 4, 32, 32) and (sampled[..., 16:] == 0).all()     # off the face: nothing
+    generator(x).square().mean().backward()
+    finest = texture.levels[0].grad[0].abs().sum(dim=0)
+    assert all(level.grad.abs().sum() > 0 for level in texture.levels)
+    # The face's u spans [-0.9, 0) of the texture's width: texels right of its centre get nothing.
+    assert finest[:, :30].sum() > 0 and finest[:, 34:].sum() == 0
+
+
+def test_the_rasterised_texture_coordinates_agree_with_the_meshs_projection():
+    model = load_face_model()
+    resolution = 256
+    renderer = FaceProxyRenderer(model, resolution)
+    rotation, translation, focal, center = np.eye(3)[None], np.array([[0.0, 0.0, -60.0]]), 800.0, (320.0, 240.0)
+    identity, expression = np.zeros(model.mesh_identity_basis.shape[0]), np.zeros((1, len(model.expression_names)))
+    neutral = model.mesh(torch.zeros(len(identity)), torch.zeros(expression.shape))
+    pixels, _ = project(neutral, torch.as_tensor(rotation, dtype=torch.float32), torch.as_tensor(translation, dtype=torch.float32),
+                        torch.tensor(focal), center)
+    low, high = pixels[0].amin(dim=0), pixels[0].amax(dim=0)
+    size = float((high - low).max()) * 1.2
+    crop = np.array([[float(low[0]) - 0.1 * size, float(low[1]) - 0.1 * size, size]])
+    image = renderer.correspondence(identity, expression, rotation, translation, focal, center, crop)[0].astype(np.float32)
+    in_crop = ((pixels[0].numpy() - crop[0, :2]) * resolution / crop[0, 2])
+    columns, rows = np.round(in_crop - 0.5).astype(int).T
+    colours = renderer.colors.numpy()
+    drawn = image[rows, columns]
+    visible = np.abs(drawn[:, 2] - colours[:, 2]) <= 2          # the vertex is the front surface there
+    assert visible.mean() > 0.5
+    error = np.abs(drawn[visible, :2] - colours[visible, :2])
+    assert np.median(error) <= 1.5 and np.quantile(error, 0.95) <= 4.0
+
+
+def test_the_texture_starts_as_the_frames_colours_where_the_proxy_puts_them():
+    size = 32
+    ramp = np.linspace(0, 255, 64).round().astype(np.uint8)
+    proxy = np.zeros((1, 4, 64, 64), np.uint8)
+    proxy[0, 0] = ramp[None, :]
+    proxy[0, 1] = ramp[:, None]
+    proxy[0, 2] = 128
+    proxy[0, :, :, :8] = 0                                  # a strip off the face
+    # Each pixel's colour says where it belongs: red = u, green = v; the texture must put it back there.
+    frames = np.stack([proxy[0, 0], proxy[0, 1], np.full((64, 64), 50, np.uint8)])[None]
+    frames[0, :, :, :8] = 255                                # off the face: must not leak in
+    colours = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(proxy), size)
+    as_levels = (colours + 1) * 127.5
+    texel_u = np.arange(size) * 255 / (size - 1)
+    np.testing.assert_allclose(as_levels[0, 5, 5:].numpy(), texel_u[5:], atol=5)
+    np.testing.assert_allclose(as_levels[1, 5:, 5].numpy(), texel_u[5:], atol=5)
+    np.testing.assert_allclose(as_levels[2].numpy(), 50, atol=0.5)
+
+
+def test_pull_push_keeps_seen_texels_and_fills_the_rest_from_them():
+    colour_sum, count = torch.zeros(3, 8, 8), torch.zeros(1, 8, 8)
+    colour_sum[:, 2, 3], count[:, 2, 3] = torch.tensor([30.0, 60.0, 90.0]), 3
+    filled = pull_push(colour_sum, count)
+    np.testing.assert_allclose(filled.numpy(), np.broadcast_to(np.array([10.0, 20.0, 30.0])[:, None, None], (3, 8, 8)), atol=1e-5)
+    colour_sum[:, 6, 6], count[:, 6, 6] = 100.0, 1
+    filled = pull_push(colour_sum, count)
+    assert torch.allclose(filled[:, 2, 3], torch.tensor([10.0, 20.0, 30.0])) and torch.allclose(filled[:, 6, 6], torch.tensor(100.0))
+
+
+def test_least_squares_similarity_and_affine_recover_known_maps():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, (6, 2))
+    angle, scale, shift = 0.7, 1.3, np.array([12.0, -5.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    np.testing.assert_allclose(similarity(points, points @ rotation.T + shift), np.hstack([rotation, shift[:, None]]), atol=1e-9)
+    linear = np.array([[1.2, 0.3], [-0.1, 0.8]])
+    np.testing.assert_allclose(affine(points, points @ linear.T + shift), np.hstack([linear, shift[:, None]]), atol=1e-9)
+
+
+def test_the_limb_warp_moves_a_limb_where_the_skeleton_says():
+    resolution = 128
+    pose = standing_person(ground_y=120, height=100, center_x=64)
+    shoulder = pose[P["left_shoulder"], :2]
+    pose[P["left_elbow"], :2] = elbow = shoulder + np.array([22.0, 0.0])     # the left arm held out level
+    pose[P["left_wrist"], :2] = wrist = elbow + np.array([26.0, 0.0])
+    frame = np.zeros((resolution, resolution, 3), np.uint8)
+    for s in np.linspace(0, 1, 50):                                         # a red forearm along elbow → wrist
+        x, y = (elbow + s * (wrist - elbow)).round().astype(int)
+        frame[y - 1:y + 2, x - 1:x + 2] = (255, 0, 0)
+    red = frame[..., 0] == 255
+    warp = ReferenceWarp(frame, pose, min_confidence=0.5)
+    np.testing.assert_array_equal(warp(pose)[red], frame[red])             # the reference's own pose: itself
+    driving = pose.copy()
+    driving[P["left_wrist"], :2] = elbow + np.array([0.0, -26.0])           # the forearm raised upright
+    warped = warp(driving)
+    for s in (0.3, 0.5, 0.8):
+        x, y = (elbow + s * np.array([0.0, -26.0])).round().astype(int)
+        assert (warped[y, x] == (255, 0, 0)).all()
+    x, y = ((elbow + wrist) / 2).round().astype(int)
+    assert warped[y, x].max() == 0                                           # and nothing where it was
+    nobody = driving.copy()
+    nobody[:, 2] = 0
+    assert warp(nobody).max() == 0 and warp(None).max() == 0
+
+
+def test_the_reference_is_a_frame_showing_every_part_near_the_median_pose():
+    poses = np.stack([standing_person(120, 100, 64 + dx) for dx in (-20, 0, 1, 20)])
+    poses[1, P["left_wrist"], 2] = 0                                   # a forearm unseen
+    assert choose_reference(poses, np.ones(4, bool), 4, 0.5) == 2
+    assert choose_reference(poses, np.array([True, True, False, True]), 4, 0.5) in (0, 3)
+
+
+def test_the_stabiliser_resamples_without_washing_out_detail():
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(0, 255, (96, 96, 3)).astype(np.float32)
+    proxy_scene = (rng.uniform(0, 255, (96, 96, 3))).astype(np.uint8)
+    energies = {}
+    for name, resample in (("linear", cv2.INTER_LINEAR), ("lanczos", cv2.INTER_LANCZOS4)):
+        stabilise = TemporalStabiliser(StabiliserSettings(blend=0.93, resample=resample))
+        for t in range(12):                                            # half a pixel right each frame
+            shift = np.float32([[1, 0, -0.5 * t], [0, 1, 0]])
+            moved = lambda image: cv2.warpAffine(image, shift, (96, 96), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            shown = stabilise(np.ascontiguousarray(moved(proxy_scene)), np.clip(moved(scene), 0, 255).astype(np.uint8))
+        energies[name] = float(np.square(cv2.Laplacian(shown[16:-16, 16:-16].astype(np.float32), cv2.CV_32F)).mean())
+    assert energies["lanczos"] > 1.3 * energies["linear"]
+
+
+def old_checkpoint_state() -> dict:
+    """A checkpoint as reenact wrote it before the U-Net: no "architecture", the global generator."""
+    preset = PRESETS["tiny"]
+    arguments = model_arguments(preset, 3, 3, 3, 1)
+    del arguments["architecture"]
+    generator = GlobalGenerator(**arguments["generator"])
+    return {"model": arguments, "generator": generator.state_dict(), "generator_ema": None}
+
+
+def test_an_old_checkpoint_builds_its_global_generator_and_a_mismatched_one_fails_in_words(tmp_path):
+    state = old_checkpoint_state()
+    assert isinstance(build_generator(state["model"]), GlobalGenerator)
+    checkpoint = Checkpoint(tmp_path / "old.ckpt", state)
+    assert isinstance(checkpoint.generator(torch.device("cpu")), GlobalGenerator)
+    state["model"]["architecture"] = {"generator": "unet"}
+    with pytest.raises(ReenactError, match="old.ckpt: .*train it again"):
+        Checkpoint(tmp_path / "old.ckpt", state).generator(torch.device("cpu"))
+    state["model"]["architecture"] = {"generator": "transformer"}
+    with pytest.raises(ReenactError, match="old.ckpt: .*generator 'transformer'.*train it again"):
+        Checkpoint(tmp_path / "old.ckpt", state).generator(torch.device("cpu"))
+
+
+def test_a_subjects_proxies_gain_the_warped_reference_a_slice_at_a_time():
+    poses = np.stack([standing_person(120, 100, 64 + dx) for dx in (0, 5, 10)])
+    frame = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    warp = ReferenceWarp(frame, poses[0], min_confidence=0.5)
+    skeletons = np.random.default_rng(1).integers(0, 255, (3, 128, 128, 3), dtype=np.uint8)
+    proxies = WithReference(skeletons, poses, warp)
+    assert proxies.shape == (3, 128, 128, 6) and len(proxies) == 3
+    chunk = proxies[1:3]
+    np.testing.assert_array_equal(chunk[..., :3], skeletons[1:3])
+    np.testing.assert_array_equal(chunk[1, ..., 3:], warp(poses[2]))
