@@ -109,9 +109,9 @@ def start_texture(networks: Networks, clip: SubjectClip, size: int) -> None:
     """The neural texture of the generator and its EMA starts as the training frames' colours on the mesh."""
     train = slice(0, clip.train_end)
     colours = texture_from_frames(clip.frames[train].cpu(), clip.proxies[train].cpu(), size)
-    for generator in (unwrap(networks.generator), networks.ema):
-        for texture in (m for m in (generator.modules() if generator is not None else ()) if isinstance(m, NeuralTexture)):
-            texture.initialise(colours.to(texture.levels[0].device))
+    generators = [g for g in (unwrap(networks.generator), networks.ema) if g is not None]
+    for texture in (m for generator in generators for m in generator.modules() if isinstance(m, NeuralTexture)):
+        texture.initialise(colours.to(texture.levels[0].device))
 
 
 def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module | None, dict]:

@@ -71,10 +71,11 @@ def torso_length(points: np.ndarray, confident: np.ndarray) -> float | None:
     return float(np.linalg.norm(points[shoulders, :2].mean(axis=0) - points[hips, :2].mean(axis=0)))
 
 
-def part_region(part: Part, points: np.ndarray, reach: float, resolution: int) -> np.ndarray:
-    """(R, R) uint8 mask of the part in the pose ``points``: a capsule along a bone, or the grown hull."""
+def part_region(anchors: list[int], points: np.ndarray, reach: float, resolution: int) -> np.ndarray:
+    """(R, R) uint8 mask of a part in the pose ``points``: a capsule along a bone (two ``anchors``),
+    or the anchors' hull, grown by ``reach`` pixels."""
     mask = np.zeros((resolution, resolution), np.uint8)
-    corners = np.round(points[list(part.anchors), :2] * 16).astype(np.int32)
+    corners = np.round(points[anchors, :2] * 16).astype(np.int32)
     thickness = max(1, int(round(2 * reach)))
     if len(corners) == 2:
         cv2.line(mask, tuple(corners[0]), tuple(corners[1]), 255, thickness, cv2.LINE_8, 4)
@@ -106,14 +107,14 @@ class ReferenceWarp:
             return warped
         for part in PARTS:
             anchors = [a for a in part.anchors if confident[a]]
-            if len(anchors) < (3 if part.affine or len(part.anchors) > 2 else 2):
+            # A bone needs both ends; a hull (the torso, the head) three of its points.
+            if len(anchors) < min(len(part.anchors), 3):
                 continue
-            used = Part(tuple(anchors), part.reach, part.affine)
             fit = affine if part.affine else similarity
             matrix = fit(self.points[anchors, :2].astype(np.float64), points[anchors, :2].astype(np.float64))
             moved = cv2.warpAffine(self.frame, matrix, (self.resolution, self.resolution), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_CONSTANT)
-            region = part_region(used, points, part.reach * scale, self.resolution) > 0
+            region = part_region(anchors, points, part.reach * scale, self.resolution) > 0
             warped[region] = moved[region]
         return warped
 

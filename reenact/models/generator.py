@@ -94,7 +94,7 @@ class CompositingGenerator(WrappedGenerator):
     frame is that paint over a fixed background plate, the plate showing where alpha is low. The
     plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict."""
 
-    def __init__(self, generator: GlobalGenerator, resolution: int):
+    def __init__(self, generator: nn.Module, resolution: int):
         super().__init__()
         self.generator = generator
         self.register_buffer("plate", torch.zeros(1, 3, resolution, resolution))
