@@ -20,6 +20,20 @@ Out = Annotated[Optional[str], typer.Option("--out", help="Where to write the re
 Device = Annotated[Optional[str], typer.Option("--device", help=f"auto | cpu | cuda [default: {TrackConfig.device}]")]
 ConfigFile = Annotated[Optional[str], typer.Option("--config", help="TOML file of settings; command-line options win.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+def show_version(value: bool) -> None:
+    if value:
+        from reenact import __version__
+
+        typer.echo(f"reenact {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=show_version, is_eager=True, help="Print reenact's version and exit.")] = None) -> None:
+    """Per-subject video reenactment: make a target person perform a source video's motion."""
+
+
 Stabilise = Annotated[Optional[bool], typer.Option(
     "--stabilise/--no-stabilise", help="Blend each frame with the previous one along the proxies' motion: less "
                                        f"flicker, the previous frame held while the pose is still [default: {TransferConfig.stabilise}]")]
@@ -75,13 +89,16 @@ def track(
     face_landmarks: Annotated[Optional[str], typer.Option(
         help=f"mediapipe | face_alignment: the landmarks the face model is fitted to; face_alignment needs "
              f"pip install 'reenact[face-alignment]' and its cached weights [default: {TrackConfig.face_landmarks}]")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="MediaPipe processes, each tracking a chunk of the clip; 0: one per core, as the clip's length allows "
+             f"[default: {TrackConfig.workers}]")] = None,
     device: Device = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
     """Track a video into a subject folder (default ./VIDEO_STEM/): keypoints, crops, proxies, preview."""
     run_stage("track", TrackConfig, config, debug, video=video, out=out, mode=mode, resolution=resolution,
-              face_landmarks=face_landmarks, device=device)
+              face_landmarks=face_landmarks, workers=workers, device=device)
 
 
 @app.command()
@@ -169,11 +186,14 @@ def export_expressions(
     subject: Annotated[str, typer.Argument(help="A face subject folder written by `reenact track`.")],
     csv: Annotated[Optional[str], typer.Option("--csv", help="Write a CSV file, one row per frame.")] = None,
     json: Annotated[Optional[str], typer.Option("--json", help="Write a JSON file, one object per frame.")] = None,
+    names: Annotated[Optional[str], typer.Option(
+        help="model: the face model's 53 (eyeBlink_L); arkit: ARKit's 52 in ARKit's order (eyeBlinkLeft); "
+             f"live_link: Live Link Face's CSV columns [default: {ExportConfig.names}]")] = None,
     config: ConfigFile = None,
     debug: Debug = False,
 ) -> None:
-    """Per-frame ARKit expression weights, head rotation (degrees), translation (cm) and gaze (degrees)."""
-    run_stage("export_expressions", ExportConfig, config, debug, subject=subject, csv=csv, json=json)
+    """Per-frame expression weights (the model's 53, or ARKit's 52), head rotation (degrees), translation (cm) and gaze (degrees)."""
+    run_stage("export_expressions", ExportConfig, config, debug, subject=subject, csv=csv, json=json, names=names)
 
 
 @app.command("eval")
@@ -265,6 +285,18 @@ def bench_train(
               batch_size=batch_size, batch_sizes=batch_sizes, variants=variants, compile=compile,
               perceptual_loss=perceptual_loss, json=json, device=device)
 
+
+def whole_summaries(typer_app: typer.Typer) -> None:
+    """Click cuts a command's summary in the command list to 45 characters and "..."; give it the
+    whole first paragraph of the command's help instead, wrapped to the terminal."""
+    for command in typer_app.registered_commands:
+        command.short_help = command.short_help or (command.callback.__doc__ or "").strip().split("\n\n")[0]
+    for group in typer_app.registered_groups:
+        group.typer_instance.info.short_help = group.typer_instance.info.help
+        whole_summaries(group.typer_instance)
+
+
+whole_summaries(app)
 
 if __name__ == "__main__":
     app()

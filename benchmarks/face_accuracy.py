@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from run_all import FIGURES, REPO, read_figures   # this folder is on the path when the script runs
+from run_all import FIGURES, REPO, read_figures, strict_json   # this folder is on the path when the script runs
 
 SPEEDS = {key: FIGURES[key] for key in ("tracking_fps", "fitting_fps")}
 
@@ -99,7 +99,7 @@ def main() -> None:
         raise SystemExit("no clips: pass some, or put ../shared/videos/face beside the repository")
     with tempfile.TemporaryDirectory() as folder:
         for clip in clips:
-            print(json.dumps(measure(clip, Path(folder), online)), flush=True)
+            print(strict_json(measure(clip, Path(folder), online)), flush=True)
 
 
 if __name__ == "__main__":

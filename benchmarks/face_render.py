@@ -9,13 +9,13 @@ crop's width, as track frames it) with a slow head turn. Prints JSON and writes 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
 from reenact.face.geometry import axis_angle_to_matrix
+from reenact.files import strict_json
 from reenact.face.model import load_face_model
 from reenact.face.proxy import FaceProxyRenderer
 
@@ -45,7 +45,7 @@ def main() -> None:
         renderer.correspondence(identity, expression[batch], rotation[batch], translation[batch], focal,
                                 (size / 2, size / 2), crops[batch])
     seconds = time.perf_counter() - start
-    print(json.dumps({"benchmark": "face_render", "device": f"{args.device} ({args.threads} thread(s))",
+    print(strict_json({"benchmark": "face_render", "device": f"{args.device} ({args.threads} thread(s))",
                       "resolution": args.resolution, "batch": args.batch, "frames": args.frames,
                       "frames_per_second": round(args.frames / seconds, 1),
                       "triangles": int(model.mesh_triangles.shape[0])}))

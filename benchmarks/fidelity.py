@@ -39,6 +39,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from reenact.files import strict_json  # noqa: E402
+
 SYSTEMS = ("model", "model_unstabilised", "model_no_temporal", "nearest_neighbour")
 
 
@@ -223,12 +225,17 @@ def mode_table(mode: str, targets: dict) -> list[str]:
             cells = ([label if system == "model" else "", str(target["steps"]) if system == "model" else "",
                       system.replace("_", " ")]
                      + [cell(self_all.get(k), f) for k, _, f in self_columns]
-                     + [cell(self_all["flicker"] / figures["real"]["flicker"], "{:.2f}")]
+                     + [cell(ratio(self_all["flicker"], figures["real"]["flicker"]), "{:.2f}")]
                      + [f"{novel} of {figures['held_out_frames']}" if system == "model" else ""]
                      + [cell(self_novel.get(k), f) if novel else "—" for k, _, f in self_columns]
                      + [cell(cross.get(k), f) for k, _, f in cross_columns])
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """Undefined figures are null in the strict JSON, so either side may be None."""
+    return None if numerator is None or not denominator else numerator / denominator
 
 
 def cell(value, fmt: str) -> str:
@@ -250,7 +257,7 @@ def load_json(path: Path) -> dict | None:
 
 def write_json(path: Path, data: dict) -> None:
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1))
+    temporary.write_text(strict_json(data, indent=1))
     temporary.replace(path)
 
 

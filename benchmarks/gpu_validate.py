@@ -51,6 +51,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from reenact.files import strict_json  # noqa: E402
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -231,7 +233,7 @@ def load_results(path: Path) -> dict:
 def save_results(path: Path, results: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    tmp.write_text(strict_json(results, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 

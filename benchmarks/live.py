@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from reenact.files import strict_json  # noqa: E402
 SHARED = REPO.parent / "shared" / "videos"
 CLIPS = {"face": ("face/liveportrait_d3.mp4", "face/liveportrait_d10.mp4"),      # (target, driver)
          "body": ("body/hybrik_taiji.mp4", "body/animatex_dance_3.mp4")}
@@ -49,9 +51,9 @@ def main() -> None:
             figures = run_live(checkpoint, videos / CLIPS[mode][1], lookahead, stabilise, args.seconds,
                                workdir / f"{mode}_{lookahead}")
             figures.update(mode=mode, checkpoint=str(checkpoint), goals=GOALS.get(args.preset, {}).get(mode))
-            print(json.dumps(figures), flush=True)
+            print(strict_json(figures), flush=True)
             results["runs"].append(figures)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.out).write_text(strict_json(results, indent=2) + "\n")
     print(table(results))
 
 

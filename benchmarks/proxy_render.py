@@ -9,7 +9,6 @@ made by examples/demo.sh). Prints frames/s as JSON and writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import cv2
@@ -17,6 +16,7 @@ import numpy as np
 
 from reenact.body.crop import Crop
 from reenact.body.skeleton import SkeletonRenderer
+from reenact.files import strict_json
 from reenact.subject import Subject
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     for frame in keypoints:
         renderer.render(frame)
     seconds = time.perf_counter() - start
-    print(json.dumps({"benchmark": "proxy_render", "device": "cpu (1 thread)", "resolution": args.resolution,
+    print(strict_json({"benchmark": "proxy_render", "device": "cpu (1 thread)", "resolution": args.resolution,
                       "frames": args.frames, "frames_per_second": round(args.frames / seconds, 1), "subject": args.subject}))
 
 

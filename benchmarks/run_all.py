@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from reenact.files import strict_json  # noqa: E402
 # Runs one reenact command in this process and prints the process's peak memory as the last line.
 RUNNER = """
 import json, resource, sys
@@ -122,7 +125,7 @@ def main() -> None:
             records.append({"stage": f"proxy render, face mesh 256² ({threads} thread{'s' * (threads > 1)})",
                             **json.loads(face_render.stdout)})
     results = {"device": device, "torch": torch.__version__, "stages": records}
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(strict_json(results, indent=2) + "\n")
     keys = ("wall_s", "tracking_fps", "fitting_fps", "training_it_per_s", "generation_fps", "end_to_end_fps",
             "frames_per_second", "peak_memory_mb")
     print(f"device: {device}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import resource
 import time
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from reenact.config import BenchTrainConfig, TrainConfig
 from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
-from reenact.files import atomic_path
+from reenact.files import atomic_path, strict_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind, vgg19_features
 from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
 from reenact.progress import console, info
@@ -334,10 +333,10 @@ def report(results: list[dict], config: BenchTrainConfig) -> None:
         result["speedup_vs_fp32"] = round(result["images_per_s"] / baseline["images_per_s"], 2) \
             if baseline and "error" not in result else None
     console.print(markdown_table(results), soft_wrap=True)
-    print(json.dumps(results))
+    print(strict_json(results))
     if config.json:
         with atomic_path(config.json) as tmp:
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            tmp.write_text(strict_json(results, indent=2) + "\n")
         info(f"wrote {config.json}")
 
 

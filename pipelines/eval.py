@@ -54,7 +54,8 @@ def run(config: EvalConfig) -> dict:
     real_float = real.astype(np.float32) / 255
     flows = [metrics.real_frame_flow(real_float[t - 1], real_float[t]) for t in range(1, len(real_float))]
     per_frame = {name: held_out.frame_metrics(images, real_float, masks, conditioning[clip.train_end:],
-                                              scales[clip.train_end:], flows, mode)
+                                              scales[clip.train_end:], flows, mode,
+                                              f"{name} frames of {subject.root}'s held-out part")
                  for name, images in frames.items()}
     lpips, lpips_unavailable = load_lpips()
     if lpips is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,9 @@ import torch
 
 from reenact.config import ExportConfig
 from reenact.errors import ReenactError
+from reenact.face.arkit import ARKIT_NAMES, NO_COUNTERPART, to_arkit
 from reenact.face.geometry import matrix_to_euler_degrees
-from reenact.files import atomic_path
+from reenact.files import atomic_path, strict_json
 from reenact.progress import info
 from reenact.subject import Subject
 
@@ -27,8 +27,10 @@ def run(config: ExportConfig) -> list[Path]:
         raise ReenactError(f"{config.subject}: a {subject.mode.name} subject; expressions exist only for face subjects")
     if not config.csv and not config.json:
         raise ReenactError("export-expressions: give --csv PATH and/or --json PATH")
-    # 2. One row per frame: time, validity, the 53 weights, head pose and gaze.
-    columns, rows = expression_table(subject)
+    if config.names not in LAYOUTS:
+        raise ReenactError(f"--names {config.names}: not a naming reenact knows (use {', '.join(LAYOUTS)})")
+    # 2. One row per frame: time, validity, the weights (the model's 53 or ARKit's 52), head pose and gaze.
+    columns, rows = LAYOUTS[config.names](subject)
     # 3. Write each requested file atomically.
     written = []
     if config.csv:
@@ -39,17 +41,61 @@ def run(config: ExportConfig) -> list[Path]:
     return written
 
 
-def expression_table(subject: Subject) -> tuple[list[str], list[list]]:
+def model_table(subject: Subject) -> tuple[list[str], list[list]]:
+    """The face model's 53 expressions by its own names (``eyeBlink_L``)."""
+    names = [str(n) for n in subject.tracks["expression_names"]]
+    return table(subject, names, subject.tracks["expression"])
+
+
+def arkit_table(subject: Subject) -> tuple[list[str], list[list]]:
+    """ARKit's 52 names in ARKit's order (``eyeBlinkLeft``), for Live Link, VRM and Unity rigs."""
+    names = [str(n) for n in subject.tracks["expression_names"]]
+    missing = ", ".join(NO_COUNTERPART)
+    info(f"ARKit names: browInnerUp and cheekPuff are the means of the model's halves; {missing} has no counterpart (0)")
+    return table(subject, list(ARKIT_NAMES), to_arkit(subject.tracks["expression"], names))
+
+
+def live_link_table(subject: Subject) -> tuple[list[str], list[list]]:
+    """Live Link Face's CSV columns: Timecode, BlendShapeCount, the ARKit weights with capitalised
+    names, then head and eye angles (here in degrees, as in every reenact export)."""
+    _, rows = arkit_table(subject)
+    fps = subject.meta["fps"]
+    columns = ["Timecode", "BlendShapeCount", *(n[0].upper() + n[1:] for n in ARKIT_NAMES),
+               "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+               "RightEyeYaw", "RightEyePitch", "RightEyeRoll"]
+    named = len(ARKIT_NAMES)
+    live_rows = []
+    for row in rows:
+        weights, (pitch, yaw, roll), gaze = row[3:3 + named], row[3 + named:6 + named], row[9 + named:]
+        right_yaw, right_pitch, left_yaw, left_pitch = gaze
+        live_rows.append([timecode(row[0], fps), len(columns) - 2, *weights, yaw, pitch, roll,
+                          left_yaw, left_pitch, 0.0, right_yaw, right_pitch, 0.0])
+    return columns, live_rows
+
+
+def timecode(frame: int, fps: float) -> str:
+    """HH:MM:SS:FF.mmm, frames within the second and the millisecond of the frame's time."""
+    seconds = frame / fps
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}:{int(round(frame - whole * fps)):02d}.{int(seconds * 1000) % 1000:03d}"
+
+
+def table(subject: Subject, names: list[str], expression: np.ndarray) -> tuple[list[str], list[list]]:
+    """One row per frame: frame, time, valid, the weights, head pose, gaze; rounded to what the
+    fit resolves (float64 first, so the CSV has 0.0575, not float32's 0.05754999816417694)."""
     tracks = subject.tracks
-    names = [str(n) for n in tracks["expression_names"]]
     euler = matrix_to_euler_degrees(torch.as_tensor(tracks["rotation"])).numpy()
-    pose = np.concatenate([euler, tracks["translation"]], axis=1)
-    gaze = tracks["gaze"].reshape(len(pose), 4)
+    pose = np.concatenate([euler, tracks["translation"]], axis=1).astype(np.float64)
+    gaze = tracks["gaze"].reshape(len(pose), 4).astype(np.float64)
+    weights = np.asarray(expression, np.float64)
     columns = ["frame", "time_s", "valid", *names, *POSE_COLUMNS, *GAZE_COLUMNS]
-    rows = [[t, round(t / subject.meta["fps"], 6), bool(tracks["valid"][t]),
-             *np.round(tracks["expression"][t], 5).tolist(), *np.round(pose[t], 4).tolist(), *np.round(gaze[t], 3).tolist()]
+    rows = [[t, round(t / subject.meta["fps"], 4), bool(tracks["valid"][t]),
+             *np.round(weights[t], 4).tolist(), *np.round(pose[t], 3).tolist(), *np.round(gaze[t], 2).tolist()]
             for t in range(len(pose))]
     return columns, rows
+
+
+LAYOUTS = {"model": model_table, "arkit": arkit_table, "live_link": live_link_table}
 
 
 def write_csv(path: Path, columns: list[str], rows: list[list]) -> Path:
@@ -62,5 +108,5 @@ def write_csv(path: Path, columns: list[str], rows: list[list]) -> Path:
 
 def write_json_rows(path: Path, columns: list[str], rows: list[list]) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps([dict(zip(columns, row)) for row in rows]) + "\n")
+        tmp.write_text(strict_json([dict(zip(columns, row)) for row in rows]) + "\n")
     return path

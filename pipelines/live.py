@@ -54,8 +54,8 @@ def run(config: LiveConfig) -> dict:
         # 4. Frame after frame until the input ends, it stalls too long, or Ctrl-C.
         loop = LiveLoop(config, source, driver, reenactor, stream, sinks, rest)
         loop.run()
-        figures = {**loop.stats.summary(source.received, source.dropped), "mode": reenactor.mode.name,
-                   "lookahead": config.lookahead}
+        figures = {**loop.stats.summary(source.received, source.dropped), "timeline_frames": loop.timeline_frames,
+                   "mode": reenactor.mode.name, "lookahead": config.lookahead}
     # 5. The figures, and the resolved settings beside every file written.
     info(f"live: {figures['frames_out']} frames out ({figures['held']} held), {figures['dropped']} dropped; "
          f"{figures['output_fps'] or 0:.1f} fps; latency p50 {figures['latency_ms_p50']:.0f} ms, p95 {figures['latency_ms_p95']:.0f} ms")

@@ -12,14 +12,14 @@ import numpy as np
 from reenact import subject as subject_files
 from reenact.config import TrackConfig, config_dict
 from reenact.errors import ReenactError
-from reenact.files import atomic_dir, check_writable, sha256_file
+from reenact.files import atomic_dir, check_writable, sha256_file, strict_json
 from reenact.io import VideoInfo, probe_video
 from reenact.modes import MODES, Mode, detect_mode
 from reenact.progress import info
 from reenact.subject import Subject
 
 # Settings that do not change what track writes, so they don't invalidate a finished folder.
-NOT_IN_REUSE_KEY = ("video", "out", "device", "mode")
+NOT_IN_REUSE_KEY = ("video", "out", "device", "mode", "workers")
 
 
 def run(config: TrackConfig) -> Path:
@@ -43,7 +43,7 @@ def run(config: TrackConfig) -> Path:
     with atomic_dir(out) as folder:
         mode_fields = mode.write(folder, video, tracks, config)
         meta = subject_meta(mode, video, source_sha256, tracks.valid, config, key) | mode_fields | {"timings": timings}
-        (folder / subject_files.SUBJECT_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+        (folder / subject_files.SUBJECT_JSON).write_text(strict_json(meta, indent=2) + "\n")
     info(f"wrote {out}/ ({len(tracks.valid)} frames, {mode.who} found in {tracks.valid.mean():.1%})")
     return out
 

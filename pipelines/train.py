@@ -26,6 +26,7 @@ from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind
 from reenact.models.neural_texture import NeuralTexture, texture_from_frames
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
+from reenact.checkpoint import undertrained_note
 from reenact.progress import info, progress_task, warn
 from reenact.resume import resume, save_checkpoint
 from reenact.subject import BACKGROUND, Subject
@@ -83,7 +84,10 @@ def run(config: TrainConfig) -> Path:
                                                      world, budget, stopped, reference)
         step = train_loop(clip, networks, config, rng, start_step, budget, run_folder, save, world)
         if world.is_main:
-            info(f"wrote {out} (step {step}); samples and TensorBoard logs in {run_folder}/")
+            info(f"wrote {out} (step {step}); samples and logs in {run_folder}/")
+            note = undertrained_note({"preset": preset.to_dict(), "step": step, "training_seconds": budget.seconds_spent()}, out)
+            if note:
+                warn(note)
     finally:
         leave_world(world)
     return out
@@ -191,13 +195,11 @@ def loss_regions(subject: Subject, config: TrainConfig) -> np.ndarray | None:
 def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: torch.Generator, start_step: int,
                budget: Budget, run_folder: Path, save, world: World) -> int:
     """Train from ``start_step`` until the budget is spent; returns the last step."""
-    from torch.utils.tensorboard import SummaryWriter
-
     step = start_step
     if world.is_main:
         run_folder.mkdir(parents=True, exist_ok=True)
         write_json(run_folder / "config.json", {"train": config_dict(config), "world_size": world.size})
-    board = SummaryWriter(str(run_folder / "tensorboard")) if world.is_main else None
+    board = open_tensorboard(run_folder / "tensorboard") if world.is_main else None
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     graphs_after_first_step, agree = 0, lambda seconds: max_across(world, seconds)
     loop_started = time.perf_counter()
@@ -241,6 +243,19 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
     return step
 
 
+def open_tensorboard(folder: Path):
+    """TensorBoard's writer when it imports, else None: it is an optional extra, and on some CUDA
+    images its import fails against the protobuf that mediapipe needs. Training goes on and says why."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        return SummaryWriter(str(folder))
+    except Exception as error:  # noqa: BLE001 - whatever breaks an optional logger must not stop training
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        info(f"TensorBoard logging off ({reason}); the losses still go to the progress line and "
+             f"{folder.parent / 'summary.json'}. `pip install 'reenact[tensorboard]'` turns it on")
+        return None
+
+
 def write_summary(run_folder: Path, step: int, start_step: int, seconds: float, stopped: str, config: TrainConfig) -> None:
     """summary.json in the run folder: how far this run got and how fast, for people and benchmarks."""
     steps = step - start_step
@@ -275,14 +290,15 @@ def report_recompiles(recompiled: int) -> None:
 
 def log_and_sample(board, losses: dict[str, float] | None, step: int, networks: Networks, clip: SubjectClip,
                    config: TrainConfig, run_folder: Path, last: bool) -> None:
-    if losses is not None:
+    if losses is not None and board is not None:
         for name, value in losses.items():
             board.add_scalar(f"loss/{name}", value, step)
         board.add_scalar("learning_rate", networks.schedulers[0].get_last_lr()[0], step)
     if step % config.sample_every == 0 or last:
         write_sample_grid(networks.sampler, clip, run_folder / "samples" / f"step_{step:07d}.png")
-        for name, value in validation_metrics(networks.sampler, clip).items():
-            board.add_scalar(f"validation/{name}", value, step)
+        if board is not None:
+            for name, value in validation_metrics(networks.sampler, clip).items():
+                board.add_scalar(f"validation/{name}", value, step)
 
 
 @torch.no_grad()

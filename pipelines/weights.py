@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
+from rich.console import Group
+from rich.padding import Padding
+from rich.text import Text
 
 from reenact.config import WeightsConfig
 from reenact.progress import console
@@ -17,22 +18,23 @@ STATE_STYLES = {"present": "green", "checksum differs": "yellow", "missing": "re
 def run(config: WeightsConfig) -> None:
     entries, folder = registry(), hub_checkpoints()
     if not config.fetch:
-        console.print(table(entries, folder))
+        console.print(listing(entries, folder))
         return
     for name in select(config.fetch, entries):
         fetch(name, entries[name], folder, config.timeout)
 
 
-def table(entries: dict[str, WeightsFile], folder: Path) -> Table:
-    view = Table(title=escape(f"optional weights in {folder} (`reenact weights fetch NAME|all` downloads them)"))
-    for column in ("name", "file", "state", "unlocks", "also needs"):
-        # A file name must stay whole to be found; the prose columns wrap, breaking long words rather than cutting them.
-        view.add_column(column, no_wrap=column in ("name", "file", "state"), overflow="fold")
+def listing(entries: dict[str, WeightsFile], folder: Path) -> Group:
+    """One block per file: its name, file and state on a line, then what it unlocks and needs, which
+    wrap at spaces to any terminal width (a table's narrow columns broke words at 80)."""
+    blocks = [Text(f"optional weights in {folder} (`reenact weights fetch NAME|all` downloads them)", style="bold")]
     for name, entry in entries.items():
         found = state(entry, folder)
-        view.add_row(name, escape(entry.file), f"[{STATE_STYLES[found]}]{found}[/]", escape(entry.unlocks),
-                     _package(entry))
-    return view
+        blocks.append(Text.assemble("\n", (name, "bold"), f"  {entry.file}  ", (found, STATE_STYLES[found])))
+        blocks.append(Padding(Text(f"unlocks: {entry.unlocks}"), (0, 0, 0, 2), expand=False))
+        if entry.package:
+            blocks.append(Padding(Text(f"also needs: {_package(entry)}"), (0, 0, 0, 2), expand=False))
+    return Group(*blocks)
 
 
 def _package(entry: WeightsFile) -> str:
@@ -40,4 +42,4 @@ def _package(entry: WeightsFile) -> str:
         return ""
     if package_installed(entry):
         return f"{entry.package} (installed)"
-    return escape(f"{entry.package}: {entry.install}")
+    return f"{entry.package}: {entry.install}"

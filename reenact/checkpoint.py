@@ -8,6 +8,7 @@ image_discriminator / temporal_discriminators (state dicts), optimizers, schedul
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from reenact.modes import MODES, Mode
 
 FORMAT = "reenact.checkpoint"
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"      # torch.save writes a zip archive
 REQUIRED = ("mode", "step", "config", "resolution", "window", "model", "generator", "target")
 
 
@@ -37,9 +39,7 @@ def load_checkpoint(path: str | Path, mode: str | None = None) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or unsafe files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ReenactError(f"{path}: not a loadable reenact checkpoint (corrupt, or holds code that was "
-                           f"refused: {reason[:160]})") from None
+        raise ReenactError(f"{path}: not a reenact checkpoint: {why_unloadable(path, error)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ReenactError(f"{path}: not a reenact checkpoint")
     if checkpoint.get("format_version") != FORMAT_VERSION:
@@ -54,6 +54,36 @@ def load_checkpoint(path: str | Path, mode: str | None = None) -> dict:
         raise ReenactError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
     MODES[checkpoint["mode"]].check_target(checkpoint["target"], str(path))
     return checkpoint
+
+
+def why_unloadable(path: Path, error: Exception) -> str:
+    """In words, why torch.load refused ``path`` (its own messages are internals: "KeyError 101")."""
+    with open(path, "rb") as file:
+        start = file.read(64)
+    if not start:
+        return "the file is empty"
+    if not start.startswith(ZIP_MAGIC):
+        printable = all(32 <= byte < 127 or byte in b"\t\r\n" for byte in start)
+        text = start.decode("ascii").strip() if printable else ""
+        kind = f"a text file (it starts {text.splitlines()[0][:30]!r})" if text else "some other kind of file"
+        return f"it is {kind}, and a checkpoint is the zip archive that `reenact train` writes"
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain values, which reenact never loads "
+                "(they could run code); only checkpoints written by `reenact train` are read")
+    return "the archive is damaged or cut short (an interrupted copy?); copy it again or retrain"
+
+
+def undertrained_note(state: dict, path: str | Path) -> str | None:
+    """One line when the checkpoint stopped short of its preset's ``useful_steps``, with the time the
+    rest takes at the rate it trained; None otherwise (and for checkpoints older than the field)."""
+    useful, step = state.get("preset", {}).get("useful_steps"), int(state.get("step", 0))
+    if not useful or step >= useful:
+        return None
+    seconds = float(state.get("training_seconds") or 0.0)
+    rate = step / seconds if step and seconds else None
+    more = f"; at the {rate:.2f} steps/s it trained at, about {(useful - step) / rate / 60:.0f} more minutes" if rate else ""
+    return (f"{path}: undertrained: {step} steps of the {useful} its {state['preset']['resolution']} px preset needs "
+            f"before it looks like the target{more} (`reenact train SUBJECT --resume --steps {useful}`)")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class TrackConfig:
     min_valid_fraction: float = 0.5      # fewer frames with a person than this is an error
     min_frames: int = 8
     preview_size: int = 720              # long side of preview.mp4
+    workers: int = 0                     # MediaPipe processes, a chunk of the clip each; 0: one per core
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class ExportConfig:
     subject: str
     csv: str | None = None               # write one row per frame
     json: str | None = None              # write one object per frame
+    names: str = "model"                 # model (its 53: eyeBlink_L) | arkit (ARKit's 52: eyeBlinkLeft) | live_link (Live Link Face's CSV columns)
 
 
 ConfigT = TypeVar("ConfigT")

@@ -23,6 +23,9 @@ class ModelPreset:
     steps: int
     sample_every: int
     texture_channels: int = 8  # faces: channels of the neural texture
+    # Fewer steps than this and train, transfer and eval say the model is undertrained. The fidelity
+    # benchmark's 128 models had 920-1260 steps (30 CPU minutes); the demo's tiny one has 300.
+    useful_steps: int = 900
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,7 +33,8 @@ class ModelPreset:
 
 PRESETS: dict[str, ModelPreset] = {
     "tiny": ModelPreset(resolution=96, ngf=16, n_downsample=3, n_blocks=3, ndf=16, discriminator_layers=2,
-                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, gpu_batch_size=16, steps=300, sample_every=50),
+                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, gpu_batch_size=16, steps=300, sample_every=50,
+                        useful_steps=300),
     # The CPU preset: sized for a usable model in 20 to 30 minutes on 2 cores (`train --minutes`).
     "128": ModelPreset(resolution=128, ngf=24, n_downsample=3, n_blocks=4, ndf=24, discriminator_layers=3,
                        discriminator_scales=2, window=3, temporal_scales=1, batch_size=4, gpu_batch_size=16, steps=3000, sample_every=100),

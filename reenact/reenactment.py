@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from reenact.checkpoint import Checkpoint
+from reenact.checkpoint import Checkpoint, undertrained_note
 from reenact.config import TrackConfig
 from reenact.data import center_proxy, resize_uint8
 from reenact.drive import Drive
@@ -26,6 +26,7 @@ from reenact.enhancer import enhance_frame
 from reenact.io import VideoInfo
 from reenact.modes.base import Motion
 from reenact.paste_back import composite, looped_footage
+from reenact.progress import warn
 from reenact.proxy_window import ProxyWindow
 from reenact.stabilise import TemporalStabiliser
 from reenact.translator import StreamingTranslator
@@ -57,7 +58,13 @@ class Reenactor:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device) -> "Reenactor":
-        return cls(Checkpoint.load(path), device)
+        """The checkpoint's target on ``device``; an undertrained checkpoint is said so once, here,
+        for every command that loads one."""
+        checkpoint = Checkpoint.load(path)
+        note = undertrained_note(checkpoint.state, path)
+        if note:
+            warn(note)
+        return cls(checkpoint, device)
 
     @property
     def resolution(self) -> int:

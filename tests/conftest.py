@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,14 @@ def example_target() -> Path:
 @pytest.fixture(scope="session")
 def example_source() -> Path:
     return EXAMPLES / "taiji_source.mp4"
+
+
+def strict_loads(text: str):
+    """json.loads that refuses NaN and Infinity, as JavaScript's JSON.parse does: what reenact writes
+    must be strict JSON."""
+    def refuse(token: str):
+        raise ValueError(f"not strict JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -12,7 +11,7 @@ import torch
 
 from reenact.body.background import MAX_INPAINTED_SHARE, MOVING_CAMERA_RESIDUAL, estimate_plate
 from reenact.models import CompositingGenerator, GlobalGenerator, foreground_alpha
-from tests.conftest import make_clip, run_reenact
+from tests.conftest import make_clip, run_reenact, strict_loads
 
 SIZE, FRAMES = 64, 40
 
@@ -129,7 +128,7 @@ def walking_subject(tmp_path_factory, example_target) -> Path:
 @pytest.mark.e2e
 def test_a_person_standing_in_place_gets_no_plate_on_a_real_clip(body_subject):
     # The example source stands in one spot: its plate would be a quarter inpainted.
-    meta = json.loads((body_subject / "subject.json").read_text())
+    meta = strict_loads((body_subject / "subject.json").read_text())
     assert meta["background"]["static_camera"] and meta["background"]["file"] is None
     assert meta["background"]["inpainted"] > MAX_INPAINTED_SHARE
     assert not (body_subject / "background.png").exists()
@@ -138,7 +137,7 @@ def test_a_person_standing_in_place_gets_no_plate_on_a_real_clip(body_subject):
 @pytest.mark.e2e
 def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walking_subject, tmp_path):
     body_subject = walking_subject
-    meta = json.loads((body_subject / "subject.json").read_text())
+    meta = strict_loads((body_subject / "subject.json").read_text())
     assert meta["background"]["static_camera"] and meta["background"]["file"] == "background.png"
     assert meta["background"]["residual"] < MOVING_CAMERA_RESIDUAL
     plate = cv2.imread(str(body_subject / "background.png"))
@@ -160,7 +159,7 @@ def test_a_panning_clip_is_tracked_without_a_plate_and_says_why(example_source, 
                         "-vf", "crop=480:360:'min(n*3,160)':0")
     result = run_reenact("track", panning, "--mode", "body", "--resolution", 96, "--out", tmp_path / "subject")
     assert result.returncode == 0, result.stderr
-    meta = json.loads((tmp_path / "subject" / "subject.json").read_text())
+    meta = strict_loads((tmp_path / "subject" / "subject.json").read_text())
     assert not meta["background"]["static_camera"] and meta["background"]["file"] is None
     assert "the background moves" in " ".join(result.stderr.split())
     assert not (tmp_path / "subject" / "background.png").exists()

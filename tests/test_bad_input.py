@@ -51,8 +51,11 @@ def test_corrupt_checkpoint(tmp_path, example_source):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     result = run_reenact("transfer", example_source, broken, "--out", tmp_path / "o.mp4")
-    assert_clean_failure(result, "broken.ckpt")
+    assert_clean_failure(result, "broken.ckpt", "damaged or cut short")
     assert not (tmp_path / "o.mp4").exists()
+    text = tmp_path / "notes.ckpt"
+    text.write_text("step 300, looks fine\n")
+    assert_clean_failure(run_reenact("transfer", example_source, text), "notes.ckpt", "a text file (it starts 'step 300")
 
 
 class RunsACommand:
@@ -68,11 +71,11 @@ def test_checkpoint_carrying_code_is_refused_without_running_it(tmp_path, exampl
     evil = tmp_path / "evil.ckpt"
     torch.save({"format": "reenact.checkpoint", "payload": RunsACommand(str(marker))}, evil, pickle_protocol=2)
     result = run_reenact("transfer", example_source, evil, "--out", tmp_path / "o.mp4")
-    assert_clean_failure(result, "evil.ckpt")
+    assert_clean_failure(result, "evil.ckpt", "holds Python objects other than tensors and plain values")
     assert not marker.exists() and not (tmp_path / "o.mp4").exists()
     plain_pickle = tmp_path / "plain.ckpt"
     plain_pickle.write_bytes(pickle.dumps(RunsACommand(str(marker))))
-    assert_clean_failure(run_reenact("transfer", example_source, plain_pickle), "plain.ckpt")
+    assert_clean_failure(run_reenact("transfer", example_source, plain_pickle), "plain.ckpt", "some other kind of file")
     assert not marker.exists()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from pipelines import bench_train
 from reenact.config import BenchTrainConfig
 from reenact.errors import ReenactError
-from tests.conftest import REPO, run_reenact
+from tests.conftest import REPO, run_reenact, strict_loads
 
 
 def gpu_validate():
@@ -29,7 +28,7 @@ def test_bench_train_prints_figures_on_cpu():
     result = run_reenact("bench", "train", "--preset", "tiny", "--batch-size", "1", "--steps", "1", "--warmup", "1",
                          "--device", "cpu", "--perceptual-loss", "vgg19")
     assert result.returncode == 0, result.stderr
-    row = json.loads(result.stdout.strip().splitlines()[-1])[0]
+    row = strict_loads(result.stdout.strip().splitlines()[-1])[0]
     assert row["variant"] == "fp32" and row["images_per_s"] > 0 and row["first_step_s"] > 0
     assert row["perceptual_loss"] == "vgg19" and row["face_enhancer"] and not row["tf32"]
     assert row["flops_per_step"] > 50e9 and row["tflops_per_s"] > 0     # 10 GFLOP without the VGG loss

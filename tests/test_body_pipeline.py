@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from reenact.io import iter_frames, probe_video
-from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip
+from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip, strict_loads
 
 from tests.conftest import BODY_RESOLUTION as RESOLUTION
 
@@ -27,11 +26,12 @@ def checkpoint(tmp_path_factory, subject):
     out = tmp_path_factory.mktemp("body_train") / "target.ckpt"
     result = run_reenact("train", subject, "--preset", "tiny", "--steps", 4, "--out", out, "--device", "cpu")
     assert result.returncode == 0, result.stderr
+    assert f"{out}: undertrained: 4 steps of the 300" in " ".join(result.stderr.split()), result.stderr
     return out
 
 
 def test_track_writes_a_complete_subject_folder(subject, example_source):
-    meta = json.loads((subject / "subject.json").read_text())
+    meta = strict_loads((subject / "subject.json").read_text())
     video = probe_video(example_source)
     assert meta["mode"] == "body" and meta["schema_version"] == 1
     assert meta["source"]["width"] == video.width and meta["fps_fraction"] == video.fps_fraction
@@ -124,11 +124,14 @@ def test_transfer_follows_the_source_frames_fps_and_audio(checkpoint, example_ta
     out = tmp_path / "out" / "result.mp4"
     result = run_reenact("transfer", source, checkpoint, "--out", out, "--side-by-side")
     assert result.returncode == 0, result.stderr
+    # A 4-step model paints a blur: the one line says so, and how long the rest would take.
+    undertrained = [line for line in result.stderr.split("warning:") if "undertrained" in line]
+    assert len(undertrained) == 1 and "more minutes" in undertrained[0] and "--resume --steps 300" in undertrained[0]
     video = probe_video(out)
     assert abs(sum(1 for _ in iter_frames(video)) - source_frames) <= 1
     assert video.fps_fraction == probe_video(source).fps_fraction and video.has_audio
     assert video.height == 96 and video.width > 3 * 96     # source | proxy | result
-    assert json.loads(out.with_suffix(".json").read_text())["transfer"]["side_by_side"] is True
+    assert strict_loads(out.with_suffix(".json").read_text())["transfer"]["side_by_side"] is True
 
 
 def test_transfer_stabilises_by_default_and_no_stabilise_shows_the_raw_frames(checkpoint, example_target, tmp_path):
@@ -140,7 +143,7 @@ def test_transfer_stabilises_by_default_and_no_stabilise_shows_the_raw_frames(ch
         out = tmp_path / f"{name}.mp4"
         result = run_reenact("transfer", source, checkpoint, "--out", out, *options)
         assert result.returncode == 0, result.stderr
-        assert json.loads(out.with_suffix(".json").read_text())["transfer"]["stabilise"] is (name == "stabilised")
+        assert strict_loads(out.with_suffix(".json").read_text())["transfer"]["stabilise"] is (name == "stabilised")
         flicker[name] = output_flicker(np.stack(list(iter_frames(probe_video(out)))))
     assert flicker["stabilised"] < 0.8 * flicker["raw"], flicker
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 
 from reenact.evaluation import metrics
 from reenact.evaluation.systems import nearest_neighbours, novelty_threshold
-from tests.conftest import assert_clean_failure, install_lpips_weights, run_reenact
+from tests.conftest import assert_clean_failure, install_lpips_weights, run_reenact, strict_loads
 
 
 def test_psnr_and_ssim_known_answers():
@@ -76,7 +75,7 @@ def test_eval_reports_finite_metrics_for_the_model_and_nearest_neighbour(body_su
     lpips_files = install_lpips_weights(tmp_path / "lpips")       # LPIPS is computed where its two files are
     result = run_reenact("eval", checkpoint, "--json", tmp_path / "E.json", "--report", tmp_path / "report", env=lpips_files)
     assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "E.json").read_text())
+    report = strict_loads((tmp_path / "E.json").read_text())
     nearest = next(name for name in report["systems"] if "nearest" in name)
     for system in ("model", nearest):
         for key in ("psnr", "ssim", "lpips", "pose_distance", "flicker"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 
 from reenact.evaluation import cross
-from tests.conftest import make_clip, run_reenact, shared_clip
+from tests.conftest import make_clip, run_reenact, shared_clip, strict_loads
 
 
 def rotation_about_y(degrees: float) -> np.ndarray:
@@ -54,7 +53,7 @@ def test_eval_with_a_driver_reports_cross_reenactment_for_the_model_and_retrieva
     result = run_reenact("eval", checkpoint, "--driver", driver, "--json", tmp_path / "E.json", "--report", tmp_path / "report",
                          env={"TORCH_HOME": str(tmp_path / "empty cache")})
     assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "E.json").read_text())
+    report = strict_loads((tmp_path / "E.json").read_text())
     cross_results = report["cross"]
     assert cross_results["driver"] == str(driver) and cross_results["frames"] == 24 and cross_results["driver_tracked"] > 0
     assert set(cross_results["systems"]) == {"model", "model_unstabilised", "model_no_temporal", "nearest_neighbour"}
@@ -79,7 +78,7 @@ def test_eval_with_a_face_driver_refits_the_output_for_expression_and_head_motio
     assert run_reenact("train", subject, "--preset", "tiny", "--steps", 2, "--out", checkpoint).returncode == 0
     result = run_reenact("eval", checkpoint, "--driver", driver, "--json", tmp_path / "E.json", "--report", tmp_path / "report")
     assert result.returncode == 0, result.stderr
-    systems = json.loads((tmp_path / "E.json").read_text())["cross"]["systems"]
+    systems = strict_loads((tmp_path / "E.json").read_text())["cross"]["systems"]
     for figures in systems.values():
         assert {"eyeBlink_L_correlation", "eyeBlink_R_correlation", "jawOpen_correlation"} <= set(figures)
         assert 0.0 <= figures["detection_share"] <= 1.0 and np.isfinite(figures["flicker"])

@@ -203,3 +203,20 @@ def test_crop_square_pads_outside_the_frame():
     frame = np.full((20, 30, 3), 200, np.uint8)
     out = crop_square(frame, np.array([-10, 0, 20]), 20)
     assert out[:, :9].max() == 0 and out[:, 11:].min() == 200
+
+
+def test_arkit_names_map_each_side_and_average_the_split_shapes():
+    from reenact.face.arkit import ARKIT_NAMES, resolve_edit_name, to_arkit
+
+    model = load_face_model()
+    names = list(model.expression_names)
+    assert len(ARKIT_NAMES) == len(set(ARKIT_NAMES)) == 52
+    weights = np.zeros((2, len(names)), np.float32)
+    weights[:, names.index("eyeBlink_L")] = 0.8
+    weights[:, names.index("cheekPuff_L")], weights[:, names.index("cheekPuff_R")] = 0.2, 0.6
+    arkit = dict(zip(ARKIT_NAMES, to_arkit(weights, names)[1]))
+    assert arkit["eyeBlinkLeft"] == pytest.approx(0.8) and arkit["eyeBlinkRight"] == 0
+    assert arkit["cheekPuff"] == pytest.approx(0.4) and arkit["tongueOut"] == 0
+    # Every model expression reaches ARKit once: nothing is lost in the mapping.
+    assert sorted(n for a in ARKIT_NAMES if a != "tongueOut" for n in resolve_edit_name(a, names, a)) == sorted(names)
+    assert resolve_edit_name("browInnerUp", names, "browInnerUp=+1") == ["browInnerUp_L", "browInnerUp_R"]

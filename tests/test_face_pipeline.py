@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,7 +12,8 @@ import pytest
 import torch
 
 from reenact.io import iter_frames, probe_video
-from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip
+from reenact.face.arkit import ARKIT_NAMES
+from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip, strict_loads
 
 
 pytestmark = pytest.mark.e2e   # every test here runs the real commands on real clips
@@ -46,7 +46,7 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_face_tracks_fit_the_landmarks_and_follow_the_blinks(face_subject):
-    meta = json.loads((face_subject / "subject.json").read_text())
+    meta = strict_loads((face_subject / "subject.json").read_text())
     assert meta["mode"] == "face" and meta["frame_count"] == 354
     with np.load(face_subject / "tracks.npz") as tracks:
         valid, landmarks, fitted = tracks["valid"], tracks["landmarks"], tracks["fitted_landmarks"]
@@ -91,7 +91,7 @@ def test_face_transfer_with_edits_and_paste_back(face_checkpoint, tmp_path):
     expected = sum(1 for _ in iter_frames(probe_video(source)))
     out = tmp_path / "result.mp4"
     result = run_reenact("transfer", source, face_checkpoint, "--out", out, "--edit", "jawOpen=+0.2",
-                         "--edit", "eyeBlink_L=-0.3", "--paste-back")
+                         "--edit", "eyeBlinkLeft=-0.3", "--paste-back")    # the model's name and ARKit's
     assert result.returncode == 0, result.stderr
     video = probe_video(out)
     assert abs(sum(1 for _ in iter_frames(video)) - expected) <= 1
@@ -99,6 +99,8 @@ def test_face_transfer_with_edits_and_paste_back(face_checkpoint, tmp_path):
     bad = run_reenact("transfer", source, face_checkpoint, "--edit", "jawOpn=+1", "--out", tmp_path / "bad.mp4")
     assert_clean_failure(bad, "unknown expression 'jawOpn'", "jawOpen")
     assert not (tmp_path / "bad.mp4").exists()
+    tongue = run_reenact("transfer", source, face_checkpoint, "--edit", "tongueOut=+1", "--out", tmp_path / "bad.mp4")
+    assert_clean_failure(tongue, "no tongueOut")
 
 
 def test_export_expressions_csv_and_json(face_subject, tmp_path):
@@ -109,7 +111,19 @@ def test_export_expressions_csv_and_json(face_subject, tmp_path):
     assert len(rows) == 354 and float(rows[30]["time_s"]) == pytest.approx(1.0)
     assert {"jawOpen", "eyeBlink_L", "head_yaw_deg", "head_z_cm", "gaze_left_yaw_in_deg"} <= set(rows[0])
     assert 0 <= float(rows[10]["jawOpen"]) <= 1
-    assert len(json.loads((tmp_path / "e.json").read_text())) == 354
+    assert len(strict_loads((tmp_path / "e.json").read_text())) == 354
+    assert all(len(value.partition(".")[2]) <= 4 for value in rows[10].values())    # rounded, not float32's digits
+    result = run_reenact("export-expressions", face_subject, "--csv", tmp_path / "a.csv", "--names", "arkit")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "a.csv") as f:
+        arkit_rows = list(csv.DictReader(f))
+    assert list(arkit_rows[0])[3:3 + 52] == list(ARKIT_NAMES) and len(set(ARKIT_NAMES)) == 52
+    assert arkit_rows[10]["eyeBlinkLeft"] == rows[10]["eyeBlink_L"] and float(arkit_rows[10]["tongueOut"]) == 0
+    halves = (float(rows[10]["browInnerUp_L"]) + float(rows[10]["browInnerUp_R"])) / 2
+    assert float(arkit_rows[10]["browInnerUp"]) == pytest.approx(halves, abs=1e-4)
+    result = run_reenact("export-expressions", face_subject, "--csv", tmp_path / "l.csv", "--names", "live_link")
+    header = (tmp_path / "l.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft", "EyeLookDownLeft"] and "TongueOut" in header
     body = run_reenact("export-expressions", tmp_path, "--csv", tmp_path / "x.csv")
     assert_clean_failure(body, "not a subject folder")
 
@@ -145,7 +159,7 @@ def test_face_alignment_backend_fits_its_68_points(tmp_path):
     result = run_reenact("track", clip, "--mode", "face", "--face-landmarks", "face_alignment", "--resolution", 32,
                          "--out", out, env={"TORCH_HOME": str(torch_home)})
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "subject.json").read_text())["face"]["landmarks"] == "face_alignment"
+    assert strict_loads((out / "subject.json").read_text())["face"]["landmarks"] == "face_alignment"
     with np.load(out / "tracks.npz") as tracks:
         landmarks, points68, fitted = tracks["landmarks"], tracks["landmarks68"], tracks["fitted_landmarks"]
         valid, error = tracks["valid"], tracks["fit_error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from reenact.io import probe_video
-from tests.conftest import EXAMPLES, assert_clean_failure, make_clip, reenact_command, run_reenact
+from tests.conftest import EXAMPLES, assert_clean_failure, make_clip, reenact_command, run_reenact, strict_loads
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_awkward_videos_are_tracked(short_clip, tmp_path, name, options):
     out = tmp_path / "out folder ü"
     result = run_reenact("track", video, "--mode", "body", "--resolution", 32, "--out", out)
     assert result.returncode == 0, result.stderr
-    meta = json.loads((out / "subject.json").read_text())
+    meta = strict_loads((out / "subject.json").read_text())
     info = probe_video(video)
     assert (meta["source"]["width"], meta["source"]["height"]) == (info.width, info.height)
     assert meta["valid_fraction"] > 0.9

@@ -3,7 +3,6 @@ real clips streamed in real time over loopback into the real command."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -23,7 +22,7 @@ from reenact.face.online import OnlineFaceFit, warm_up
 from reenact.io import probe_video
 from reenact.body.driver import BODY_WARMUP_SECONDS
 from reenact.proxy_window import ProxyWindow
-from tests.conftest import assert_clean_failure, ffmpeg, make_clip, reenact_command, run_reenact, shared_clip
+from tests.conftest import assert_clean_failure, ffmpeg, make_clip, reenact_command, run_reenact, shared_clip, strict_loads
 
 # --- the causal pieces ---------------------------------------------------------------------------
 
@@ -168,7 +167,7 @@ def stream_into_live(checkpoint: Path, clip: Path, out: Path, *extra) -> tuple[s
     assert live.returncode == 0, log
     assert "Traceback" not in log, log
     with np.load(out.with_suffix(".npz")) as record:
-        return log, json.loads(out.with_suffix(".stats.json").read_text()), dict(record)
+        return log, strict_loads(out.with_suffix(".stats.json").read_text()), dict(record)
 
 
 def mp4_frames(path: Path) -> int:
@@ -222,10 +221,14 @@ def offline_points(checkpoint: Path, clip: Path, ground_frames: int | None = Non
 
 
 def check_counts(out: Path, stats: dict, record: dict) -> None:
-    """Every frame taken is in the mp4 once; every frame delivered was taken or dropped."""
-    assert mp4_frames(out.with_suffix(".mp4")) == stats["frames_out"] == len(record["input_index"])
+    """Every frame delivered was taken or dropped; the mp4 has a frame for every input frame (the
+    dropped ones repeat the output before them), and each stage timed every frame it saw."""
+    assert stats["frames_out"] == len(record["input_index"]) and np.all(np.diff(record["input_index"]) > 0)
     assert stats["frames_out"] + stats["dropped"] == stats["frames_in"]
-    assert np.all(np.diff(record["input_index"]) > 0)
+    assert mp4_frames(out.with_suffix(".mp4")) == stats["timeline_frames"] == stats["frames_in"]
+    stages = stats["stage_ms"]
+    assert stages["outputs"]["frames"] == stats["frames_out"] and stages["translate"]["frames"] == stats["generated"]
+    assert stages["track_and_proxy"]["frames"] >= stats["generated"] and stages["track_and_proxy"]["p50"] > 0
 
 
 @pytest.mark.e2e
@@ -239,7 +242,7 @@ def test_a_face_clip_streamed_live_matches_offline_transfer(face_checkpoint, wor
     offline = offline_points(face_checkpoint, clip)
     generated = record["generated"]
     live, frames = record["points"][generated], record["input_index"][generated]
-    crop_size = json.loads((workspace / "d3" / "subject.json").read_text())["crop"]["size"]
+    crop_size = strict_loads((workspace / "d3" / "subject.json").read_text())["crop"]["size"]
     distance = np.linalg.norm(live - offline[frames], axis=-1).mean(axis=-1) / crop_size
     # The live fit holds the mean pose of its first second where transfer takes the whole clip's.
     assert np.median(distance) < 0.03, np.percentile(distance, [50, 90, 100])
@@ -265,6 +268,20 @@ def test_a_body_clip_streamed_live_matches_offline_transfer(body_checkpoint, exa
 
 
 @pytest.mark.e2e
+def test_a_recording_plays_in_the_input_time_and_max_frames_counts_input_frames(face_checkpoint, workspace):
+    clip = make_clip(workspace / "d6_15s.mp4", "-i", str(shared_clip("face/liveportrait_d6.mp4")), "-t", "15", "-an")
+    out = workspace / "timeline"
+    log = finish(start_live(face_checkpoint, str(clip), out), out)
+    stats = strict_loads(out.with_suffix(".stats.json").read_text())
+    # Frames the 2-core CPU had no time for repeat the output before them instead of vanishing.
+    assert abs(probe_video(out.with_suffix(".mp4")).duration - 15.0) <= 0.5, (log, stats)
+    assert stats["timeline_frames"] == stats["frames_in"] == 450, stats
+    first = workspace / "first_150"
+    log = finish(start_live(face_checkpoint, str(clip), first, "--max-frames", 150), first)
+    assert mp4_frames(first.with_suffix(".mp4")) == 150, log
+
+
+@pytest.mark.e2e
 def test_ctrl_c_finishes_the_mp4(body_checkpoint, example_target, workspace):
     out = workspace / "interrupted"
     live = start_live(body_checkpoint, str(example_target), out)
@@ -272,8 +289,8 @@ def test_ctrl_c_finishes_the_mp4(body_checkpoint, example_target, workspace):
     live.send_signal(signal.SIGINT)
     log = finish(live, out)
     assert live.returncode == 0 and "Traceback" not in log, log
-    stats = json.loads(out.with_suffix(".stats.json").read_text())
-    assert 0 < stats["frames_out"] == mp4_frames(out.with_suffix(".mp4"))
+    stats = strict_loads(out.with_suffix(".stats.json").read_text())
+    assert 0 < stats["frames_out"] <= mp4_frames(out.with_suffix(".mp4")) == stats["timeline_frames"] <= stats["frames_in"]
     assert not list(workspace.glob(".interrupted*"))
 
 
@@ -350,3 +367,12 @@ def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, exampl
     same = np.median([psnr(frame, offline[t]) for frame, t in after])
     shifted = np.median([psnr(frame, offline[(t + len(offline) // 2) % len(offline)]) for frame, t in after])
     assert same > 22 and same > shifted + 4, (same, shifted)
+
+
+@pytest.mark.e2e
+def test_an_output_that_cannot_be_written_is_refused_before_the_input_opens(body_checkpoint, workspace):
+    if not Path("/proc/self").exists():
+        pytest.skip("needs /proc, where even root can't write")
+    result = run_reenact("live", body_checkpoint, "--input", f"udp://127.0.0.1:{free_udp_port()}", "--output", "/proc/nope/x.mp4")
+    assert_clean_failure(result, "/proc/nope/x.mp4", "can't be written")
+    assert "live: opening" not in result.stdout + result.stderr

@@ -157,3 +157,13 @@ def test_perceptual_loss_is_zero_for_identical_images_and_trains_only_the_input(
     value.backward()
     assert value > 0 and fake.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
+
+
+def test_the_undertrained_note_counts_steps_against_the_preset_and_gives_the_time_left():
+    from reenact.checkpoint import undertrained_note
+
+    state = {"preset": {"resolution": 128, "useful_steps": 900}, "step": 100, "training_seconds": 200.0}
+    note = undertrained_note(state, "t.ckpt")
+    assert note.startswith("t.ckpt: undertrained: 100 steps of the 900") and "0.50 steps/s" in note and "about 27 more minutes" in note
+    assert undertrained_note({**state, "step": 900}, "t.ckpt") is None
+    assert undertrained_note({"step": 3, "preset": {"resolution": 128}}, "old.ckpt") is None   # before the field

@@ -204,3 +204,23 @@ def test_face_enhancer_is_trained_saved_and_can_be_turned_off(body_subject, tmp_
     assert "face_enhancer" not in state and state["generator_ema"] is None
     # Two frames of (skeleton, the reference warped to the pose, frame).
     assert state["model"]["temporal_discriminator"]["in_channels"] == 2 * (3 + 3 + 3)
+
+
+@pytest.mark.e2e
+def test_training_goes_on_when_tensorboard_fails_to_import(body_subject, tmp_path):
+    # As on a CUDA image whose protobuf is older than its TensorBoard wants.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class BrokenTensorBoard:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith(('tensorboard', 'torch.utils.tensorboard')):\n"
+        "            raise ImportError(\"cannot import name 'runtime_version' from 'google.protobuf'\")\n"
+        "sys.meta_path.insert(0, BrokenTensorBoard())\n")
+    out = tmp_path / "no_board.ckpt"
+    result = run_reenact("train", body_subject, "--steps", 2, "--out", out, env={"PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    notices = [line for line in (result.stdout + result.stderr).splitlines() if "TensorBoard logging off" in line]
+    assert len(notices) == 1 and "runtime_version" in notices[0], result.stdout + result.stderr
+    assert torch.load(out, weights_only=True)["step"] == 2
+    assert not (tmp_path / "no_board.train" / "tensorboard").exists()

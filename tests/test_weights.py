@@ -170,7 +170,8 @@ def test_listing_says_what_is_present(server, tmp_path):
     for command in (("weights",), ("weights", "list")):
         result = run_reenact(*command, env=env)
         assert result.returncode == 0, result.stderr
-        rows = {line.split("│")[1].strip(): line for line in result.stderr.splitlines() if line.count("│") > 2}
+        blocks = result.stderr.split("\n\n")[1:]
+        rows = {block.split()[0]: " ".join(block.split()) for block in blocks}
         assert "present" in rows["probe"] and "a test" in rows["probe"]
         assert "checksum differs" in rows["dropped"]
         assert "missing" in rows["vgg19"] and "perceptual loss" in rows["vgg19"]

@@ -115,10 +115,10 @@ def scan_people(frames: Iterable[np.ndarray], fps: float) -> PeopleScan:
     return PeopleScan(np.array(sampled, np.int64), drop_flickers(people))
 
 
-def largest_person_only(frames: Iterable[np.ndarray], scan: PeopleScan) -> Iterator[np.ndarray]:
-    """The frames with everyone but the largest person blanked out (unchanged where the scans
-    saw one person or nobody)."""
-    for t, frame in enumerate(frames):
+def largest_person_only(frames: Iterable[np.ndarray], scan: PeopleScan, first_frame: int = 0) -> Iterator[np.ndarray]:
+    """The frames (from frame ``first_frame`` of the clip) with everyone but the largest person
+    blanked out (unchanged where the scans saw one person or nobody)."""
+    for t, frame in enumerate(frames, start=first_frame):
         keep, others = scan.boxes_at(t)
         if not others:
             yield frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -15,9 +15,10 @@ from reenact.body import layout
 from reenact.body.background import estimate_plate
 from reenact.body.crop import Crop, subject_crop
 from reenact.body.normalize import ground_stats
-from reenact.body.people import largest_person_only, scan_people
+from reenact.body.people import PeopleScan, largest_person_only, scan_people
 from reenact.body.smoothing import SMOOTHERS, fill_short_gaps
 from reenact.body.tracker import person_found, track_body
+from reenact.chunked_tracking import Chunk, track_in_chunks
 from reenact.config import TrackConfig
 from reenact.errors import ReenactError
 from reenact.files import atomic_path
@@ -36,10 +37,9 @@ def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
     """Track the largest person, fill short gaps and smooth; a frame is valid when three of
     shoulders and hips are confident."""
     start = time.perf_counter()
-    frames = iter_frames(video, size=video.fit_within(config.detect_size))
-    if config.largest_person:
-        frames = follow_largest_person(frames, video, config)
-    raw = track_body(with_progress(frames, "tracking body", video.frame_count), (video.width, video.height))
+    detect_size = video.fit_within(config.detect_size)
+    options = {"scan": crowd_scan(video, config) if config.largest_person else None}
+    raw = track_in_chunks(track_body_chunk, video, detect_size, options, config.workers, "tracking body")["keypoints"]
     seconds = time.perf_counter() - start
     if len(raw) < config.min_frames:
         raise ReenactError(f"{config.video}: too few frames ({len(raw)}; at least {config.min_frames} needed)")
@@ -52,16 +52,24 @@ def track(video: VideoInfo, config: TrackConfig) -> BodyTracks:
     return BodyTracks(person_found(smoothed, config.min_confidence), smoothed)
 
 
-def follow_largest_person(frames: Iterator[np.ndarray], video: VideoInfo, config: TrackConfig) -> Iterator[np.ndarray]:
-    """The frames as the tracker should see them: with everyone but the tallest person blanked
-    out when a scan finds more than one person, else unchanged."""
+def crowd_scan(video: VideoInfo, config: TrackConfig) -> PeopleScan | None:
+    """A scan of who is in view when it finds more than one person (the tracker is then shown only
+    the tallest), else None."""
     scanned = iter_frames(video, size=video.fit_within(config.detect_size))
     scan = scan_people(with_progress(scanned, "looking for people", video.frame_count), video.fps)
     if not scan.crowded:
-        return frames
+        return None
     warn(f"{config.video}: more than one person in {scan.crowded} of {len(scan.sampled)} scanned frames; "
          "following the largest (set largest_person = false to let the tracker choose)")
-    return largest_person_only(frames, scan)
+    return scan
+
+
+def track_body_chunk(frames: Iterable[np.ndarray], video: VideoInfo, chunk: Chunk, options: dict) -> dict:
+    """chunked_tracking's tracker for bodies: Holistic's keypoints, everyone but the largest person
+    blanked out where ``options["scan"]`` says so."""
+    if options["scan"] is not None:
+        frames = largest_person_only(frames, options["scan"], first_frame=chunk.decode_from)
+    return {"keypoints": track_body(frames, (video.width, video.height))}
 
 
 def write(folder: Path, video: VideoInfo, tracks: BodyTracks, config: TrackConfig) -> dict:

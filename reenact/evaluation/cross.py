@@ -157,7 +157,8 @@ def cross_reenactment(reenactor, motion, driver_path: str, clip, features: np.nd
               "nearest_neighbour": clip_frames(clip, picks)}
     mode, proxies = reenactor.mode, np.stack([output.proxy for output in outputs["model"]])
     masks = region_masks(proxies, mode)
-    systems = {name: {**system_figures(images, *track_generated(images, mode), wanted, mode),
+    systems = {name: {**system_figures(images, *track_generated(images, mode, f"{name} frames driven by {driver_path}"),
+                                       wanted, mode),
                       **viewer_summary(viewer(images, masks, wanted.points), wanted.valid)}
                for name, images in frames.items()}
     notes = {**{key: NOTES[key] for key in ("frames", "flicker")}, mode.name: mode.cross_note,

@@ -67,10 +67,11 @@ def region_masks(proxies: np.ndarray, mode: Mode) -> np.ndarray:
     return np.stack([cv2.dilate(d, kernel) > 0 for d in drawn])
 
 
-def track_generated(images: np.ndarray, mode: Mode) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K, 2) points found in generated frames (model pixels) and (N,) whether found."""
+def track_generated(images: np.ndarray, mode: Mode, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) points found in generated frames (model pixels) and (N,) whether found; ``what``
+    names the frames in the progress line and in warnings."""
     return mode.track_generated(images, TRACKING_UPSCALE,
-                                lambda frames: with_progress(frames, "tracking generated frames", len(images)))
+                                lambda frames: with_progress(frames, f"tracking {what}", len(images)), what)
 
 
 def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray) -> ViewerFigures:
@@ -81,10 +82,11 @@ def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray) -> V
 
 
 def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray, conditioning: np.ndarray,
-                  scales: np.ndarray, flows: list[np.ndarray], mode: Mode) -> dict[str, np.ndarray]:
-    """Per held-out frame; ``flows[t - 1]`` is the real frames' flow from t back to t-1."""
+                  scales: np.ndarray, flows: list[np.ndarray], mode: Mode, what: str) -> dict[str, np.ndarray]:
+    """Per held-out frame; ``flows[t - 1]`` is the real frames' flow from t back to t-1; ``what``
+    names the frames."""
     generated_float = images.astype(np.float32) / 255
-    detected, found = track_generated(images, mode)
+    detected, found = track_generated(images, mode, what)
     values: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     for t in range(len(images)):
         values["psnr"].append(metrics.psnr(generated_float[t], real_float[t]))

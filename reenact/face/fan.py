@@ -59,6 +59,8 @@ def track_ibug68(frames: Iterable[np.ndarray], boxes: np.ndarray, valid: np.ndar
     landmarks = np.zeros((len(valid), NUM_IBUG, 2), np.float32)
     for t, frame in enumerate(frames):
         if t < len(valid) and valid[t]:
-            found = network.get_landmarks_from_image(frame, detected_faces=[boxes[t] * scale])
+            # float64: under numpy 2 a float32 box keeps face-alignment's crop scale a numpy.float32,
+            # which its transform can't write into a torch tensor.
+            found = network.get_landmarks_from_image(frame, detected_faces=[boxes[t].astype(np.float64) * scale])
             landmarks[t] = found[0][:, :2] / scale
     return landmarks

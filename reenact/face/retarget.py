@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from reenact.errors import ReenactError
+from reenact.face.arkit import resolve_edit_name
 from reenact.face.crop import face_crops
 from reenact.face.gaze import irises_from_offsets
 from reenact.face.geometry import project
@@ -40,14 +41,14 @@ def target_fields(subject) -> dict:
 
 
 def parse_edits(edits: tuple[str, ...], names: list[str]) -> list[tuple[int, float]]:
-    """``NAME=+0.2`` → (index, 0.2); unknown names are errors that list the valid ones."""
+    """``NAME=+0.2`` → (index, 0.2) for the model's name or ARKit's (``eyeBlinkLeft``; a shape the
+    model splits in halves moves both); unknown names are errors that list the valid ones."""
     parsed = []
     for edit in edits:
         name, _, value = edit.partition("=")
-        if name not in names:
-            raise ReenactError(f"--edit {edit}: unknown expression {name!r} (valid: {', '.join(names)})")
+        moved = resolve_edit_name(name, names, edit)
         try:
-            parsed.append((names.index(name), float(value)))
+            parsed.extend((names.index(model_name), float(value)) for model_name in moved)
         except ValueError:
             raise ReenactError(f"--edit {edit}: expected NAME=+VALUE or NAME=-VALUE") from None
     return parsed

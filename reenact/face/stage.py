@@ -25,7 +25,7 @@ PREVIEW_MESH_SIDE = 224
 
 def track(video: VideoInfo, config: TrackConfig) -> FaceTracks:
     tracks = track_face_clip(video, video.fit_within(config.detect_size), resolve_device(config.device),
-                             backend=config.face_landmarks)
+                             backend=config.face_landmarks, workers=config.workers)
     if len(tracks.valid) < config.min_frames:
         raise ReenactError(f"{config.video}: too few frames ({len(tracks.valid)}; at least {config.min_frames} needed)")
     return tracks

@@ -43,22 +43,31 @@ class FaceMeshDetector:
         self.close()
 
 
-def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int], what: str) -> tuple[np.ndarray, np.ndarray]:
     """(T, 478, 3) landmarks and (T,) found for a clip; frames without a face get zeros.
 
-    When several faces are visible the largest is kept.
+    When several faces are visible the largest is kept, and a warning names ``what`` was tracked.
     """
-    landmarks, found = [], []
+    landmarks, found, crowded = detect_faces(frames, source_size)
+    if crowded:
+        warn(f"{what}: more than one face in {crowded} of {len(found)} frames; following the largest")
+    return landmarks, found
+
+
+def detect_faces(frames: Iterable[np.ndarray], source_size: tuple[int, int],
+                 count_from: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """track_face's landmarks and found, and how many frames from ``count_from`` on showed more than one face."""
+    landmarks, found, crowded = [], [], 0
     with native_stderr_silenced(), FaceMeshDetector(source_size) as detector:
-        for frame in frames:
+        for index, frame in enumerate(frames):
+            before = detector.crowded_frames
             points = detector(frame)
+            crowded += index >= count_from and detector.crowded_frames > before
             landmarks.append(points if points is not None else np.zeros((NUM_FACEMESH, 3), np.float32))
             found.append(points is not None)
-    if detector.crowded_frames:
-        warn(f"more than one face in {detector.crowded_frames} of {len(found)} frames; following the largest")
     if not landmarks:
-        return np.zeros((0, NUM_FACEMESH, 3), np.float32), np.zeros(0, bool)
-    return np.stack(landmarks), np.array(found)
+        return np.zeros((0, NUM_FACEMESH, 3), np.float32), np.zeros(0, bool), 0
+    return np.stack(landmarks), np.array(found), int(crowded)
 
 
 def _face_area(points: np.ndarray) -> float:

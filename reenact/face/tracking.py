@@ -9,14 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from reenact.chunked_tracking import Chunk, track_in_chunks
 from reenact.face.crop import face_crops
 from reenact.face.fan import face_boxes, fan_weights, track_ibug68
 from reenact.face.fitting import FaceFit, fit_clip
 from reenact.face.gaze import eye_look_weights, gaze_angles, raw_iris_offsets
 from reenact.face.model import NUM_LANDMARKS, load_face_model
-from reenact.face.tracker import track_face
+from reenact.face.tracker import detect_faces
 from reenact.io import VideoInfo, iter_frames
-from reenact.progress import info, with_progress
+from reenact.progress import info, warn, with_progress
 
 # The fit's targets per landmark backend: the layout reenact/face/fitting.py fits.
 FIT_LAYOUTS = {"mediapipe": "mediapipe", "face_alignment": "ibug68"}
@@ -55,15 +56,19 @@ class FaceTracks:
 
 
 def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torch.device,
-                    crop_size: int | None = None, backend: str = "mediapipe") -> FaceTracks:
+                    crop_size: int | None = None, backend: str = "mediapipe", workers: int = 0) -> FaceTracks:
     """Detect, fit and frame a clip. ``crop_size`` fixes the crop side (transfer uses the target's);
-    ``backend`` picks the landmarks the fit targets (FIT_LAYOUTS)."""
+    ``backend`` picks the landmarks the fit targets (FIT_LAYOUTS); ``workers`` run FaceMesh over
+    chunks of the clip (chunked_tracking; 0: one per core)."""
     if backend == "face_alignment":
         fan_weights()          # before the long FaceMesh pass, not after it
-    frames = iter_frames(video, size=detect_size)
     start = time.perf_counter()
-    landmarks, valid = track_face(with_progress(frames, "tracking face", video.frame_count), (video.width, video.height))
+    detected = track_in_chunks(track_face_chunk, video, detect_size, {}, workers, "tracking face")
+    landmarks, valid = detected["landmarks"], detected["found"]
     seconds = time.perf_counter() - start
+    if detected["counts"].get("crowded"):
+        warn(f"{video.path}: more than one face in {detected['counts']['crowded']} of {len(valid)} frames; "
+             "following the largest")
     info(f"tracked {len(landmarks)} frames in {seconds:.1f} s ({len(landmarks) / max(seconds, 1e-9):.1f} frames/s), "
          f"face found in {valid.mean() if len(valid) else 0:.1%}")
     if not valid.any():
@@ -86,6 +91,12 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
     crops = face_crops(landmarks, valid, video.fps, size=crop_size)
     return FaceTracks(valid, landmarks, fit, expression, gaze_angles(landmarks), raw_iris_offsets(landmarks),
                       crops, (video.width, video.height), video.fps, landmarks68, seconds)
+
+
+def track_face_chunk(frames, video: VideoInfo, chunk: Chunk, options: dict) -> dict:
+    """chunked_tracking's tracker for faces: FaceMesh's landmarks and whether it found a face."""
+    landmarks, found, crowded = detect_faces(frames, (video.width, video.height), count_from=chunk.warmup)
+    return {"landmarks": landmarks, "found": found, "counts": {"crowded": crowded}}
 
 
 def fill_missing(landmarks: np.ndarray, valid: np.ndarray) -> np.ndarray:

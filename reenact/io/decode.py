@@ -19,8 +19,9 @@ from reenact.io.probe import VideoInfo
 
 
 def iter_frames(info: VideoInfo, size: tuple[int, int] | None = None,
-                crop: tuple[int, int, int, int] | None = None, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield (H, W, 3) uint8 RGB frames.
+                crop: tuple[int, int, int, int] | None = None, max_frames: int | None = None,
+                first_frame: int = 0) -> Iterator[np.ndarray]:
+    """Yield (H, W, 3) uint8 RGB frames, from frame ``first_frame`` of the constant-rate sequence.
 
     ``crop`` = (x, y, w, h) in displayed pixels; parts outside the frame are black.
     ``size`` = (W, H) output size, scaled with area averaging.
@@ -28,6 +29,9 @@ def iter_frames(info: VideoInfo, size: tuple[int, int] | None = None,
     # Timestamps restart at 0 so a video stream that starts late in its container is not
     # padded with copies of its first frame.
     stream = ffmpeg.input(info.path).video.filter("setpts", "PTS-STARTPTS").filter("fps", fps=info.fps_fraction)
+    if first_frame:
+        # Counted after the fps filter, so frame n here is frame n of a decode from the start.
+        stream = stream.filter("trim", start_frame=first_frame).filter("setpts", "PTS-STARTPTS")
     width, height = info.width, info.height
     if crop is not None:
         stream = _padded_crop(stream, info, crop)

@@ -33,19 +33,23 @@ class LiveLoop:
         self.said_absent = self.said_stalled = False
         self.warming = ""
         self.taken = 0                                              # input frames processed
+        self.last_index = -1                                        # the last of them, counted in input frames
+        self.timeline_frames = 0                                    # what a recording holds at the end
         # The translator and the outputs on a thread of their own (reenact/live/worker.py).
         self.worker = BackgroundWorker(self.translate_and_emit, "reenact-live-translator")
 
     def run(self) -> None:
         try:
             try:
-                while self.config.max_frames is None or self.taken < self.config.max_frames:
+                while not self.input_done():
                     frame = self.source.next(timeout=0.25)
                     if frame is None:
                         if self.stalled():
                             break
                         continue
-                    self.said_stalled, self.taken = False, self.taken + 1
+                    if self.config.max_frames is not None and frame.index >= self.config.max_frames:
+                        break
+                    self.said_stalled, self.taken, self.last_index = False, self.taken + 1, frame.index
                     self.process(frame.image, frame.captured, frame.index)
                     self.report()
             except InputEnded as ended:
@@ -55,9 +59,22 @@ class LiveLoop:
             self.emit_ready(self.window.flush())
         finally:
             self.worker.close()        # what was submitted is written before the outputs close
+        self.timeline_frames = self.input_frames()
+        for sink in self.sinks:
+            sink.end_timeline(self.timeline_frames)
+
+    def input_done(self) -> bool:
+        """--max-frames counts input frames, taken or dropped."""
+        return self.config.max_frames is not None and self.last_index >= self.config.max_frames - 1
+
+    def input_frames(self) -> int:
+        """The input frames the run covered: all it delivered, or --max-frames of them."""
+        received = self.source.received
+        return received if self.config.max_frames is None else min(received, self.config.max_frames)
 
     def process(self, image: np.ndarray, captured: float, index: int) -> None:
-        drive = self.driver(image, index / self.source.fps)
+        with self.stats.timed("track_and_proxy"):
+            drive = self.driver(image, index / self.source.fps)
         self.announce_warm_up()
         if drive is None:
             self.hold(captured, index)
@@ -65,7 +82,9 @@ class LiveLoop:
         if self.said_absent:
             info(f"live: the {self.who} is back in view")
         self.absent_since, self.said_absent = None, False
-        self.emit_ready(self.window.push(self.reenactor.model_proxy(drive), (captured, index, drive)))
+        with self.stats.timed("model_proxy"):
+            proxy = self.reenactor.model_proxy(drive)
+        self.emit_ready(self.window.push(proxy, (captured, index, drive)))
 
     def emit_ready(self, ready) -> None:
         for item in ready:
@@ -74,7 +93,9 @@ class LiveLoop:
     def translate_and_emit(self, item) -> None:
         """On the worker's thread: one window through the translator and the finisher, out."""
         proxy_window, (captured, index, drive) = item
-        self.emit(self.stream(proxy_window, drive).frame, captured, index, drive.points)
+        with self.stats.timed("translate"):
+            frame = self.stream(proxy_window, drive).frame
+        self.emit(frame, captured, index, drive.points)
 
     def hold(self, captured: float, index: int) -> None:
         """Nobody in view (or the warm-up still going): the last good output again."""
@@ -89,8 +110,9 @@ class LiveLoop:
 
     def emit(self, image: np.ndarray, captured: float, index: int, points: np.ndarray | None) -> None:
         """Send a frame to every output; ``points`` is the pose it was generated from (None: held)."""
-        for sink in self.sinks:
-            sink.write(image)
+        with self.stats.timed("outputs"):
+            for sink in self.sinks:
+                sink.write_at(image, index)
         self.last_output = image
         self.stats.record(captured, generated=points is not None)
         self.record.append((index, points))

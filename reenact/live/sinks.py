@@ -45,6 +45,14 @@ class Sink:
     def write(self, frame: np.ndarray) -> None:
         raise NotImplementedError
 
+    def write_at(self, frame: np.ndarray, index: int) -> None:
+        """``frame``, the output for input frame ``index``. A live output shows frames as they come;
+        a recording keeps the input's timeline (Mp4Sink)."""
+        self.write(frame)
+
+    def end_timeline(self, input_frames: int) -> None:
+        """The input delivered ``input_frames`` frames in all (a recording pads its end to match)."""
+
     def close(self) -> None:
         pass
 
@@ -93,6 +101,8 @@ class Mp4Sink(Sink):
         self.path, self.fps, self.size = Path(path), fps, size
         self._writer: VideoWriter | None = None
         self._ended = False
+        self._last: np.ndarray | None = None
+        self._next_index = 0          # the input frame the next frame written stands for
 
     def open(self) -> None:
         self._writer = VideoWriter(self.path, rate_text(self.fps), self.size)
@@ -104,6 +114,21 @@ class Mp4Sink(Sink):
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
+        self._last, self._next_index = frame, self._next_index + 1
+
+    def write_at(self, frame: np.ndarray, index: int) -> None:
+        """Input frames that got no output of their own (dropped while the model was busy, or before
+        the first output) repeat the output before them (the first output, at the start), so that
+        the recording plays in the input's time."""
+        for _ in range(index - self._next_index):
+            self._writer.write(frame if self._last is None else self._last)
+        self.write(frame)
+        self._next_index = index + 1
+
+    def end_timeline(self, input_frames: int) -> None:
+        if self._last is not None:
+            for _ in range(input_frames - self._next_index):
+                self.write(self._last)
 
     def close(self) -> None:
         """Finalise the file (nothing to finalise without frames)."""

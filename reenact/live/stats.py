@@ -1,8 +1,12 @@
-"""What a live run reports: frames in, out and dropped, and the end-to-end latency."""
+"""What a live run reports: frames in, out and dropped, the end-to-end latency, and each stage's
+time per frame (where the time goes)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections import defaultdict
+from typing import Iterator
 
 import numpy as np
 
@@ -16,6 +20,16 @@ class LiveStats:
         self.generated = self.held = 0         # frames out: translated, or the last good output again
         self.last_status = self.started
         self.first_output = self.last_output = None      # monotonic times: the rates are over this span
+        self.stage_seconds: dict[str, list[float]] = defaultdict(list)
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Time one frame's pass through ``stage`` (stages run on two threads; each appends to its own list)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage].append(time.perf_counter() - started)
 
     def record(self, captured: float, generated: bool) -> None:
         now = time.monotonic()
@@ -46,7 +60,14 @@ class LiveStats:
             "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
             "latency_ms_max": round(float(np.max(latencies)), 1),
+            "stage_ms": self.stage_figures(),
         }
+
+    def stage_figures(self) -> dict[str, dict[str, float]]:
+        """Per stage, milliseconds per frame (median and p95) and how many frames went through it."""
+        return {stage: {"p50": round(float(np.percentile(seconds, 50)) * 1000, 2),
+                        "p95": round(float(np.percentile(seconds, 95)) * 1000, 2), "frames": len(seconds)}
+                for stage, seconds in list(self.stage_seconds.items()) if seconds}
 
     def status_line(self, received: int, dropped: int, note: str = "") -> str:
         figures = self.summary(received, dropped)

@@ -115,9 +115,10 @@ class Mode:
         """What retrieval compares, and which features are present."""
         raise NotImplementedError
 
-    def track_generated(self, images: np.ndarray, upscale: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:
         """(N, K, 2) points the tracker finds on (N, R, R, 3) frames enlarged ``upscale`` times (back in
-        model pixels), and (N,) whether it found any; ``progress`` wraps the frame iterator."""
+        model pixels), and (N,) whether it found any; ``progress`` wraps the frame iterator, ``what``
+        names the frames in warnings."""
         raise NotImplementedError
 
     def viewer_figures(self, frames: np.ndarray, points: np.ndarray, masks: np.ndarray):

@@ -126,7 +126,7 @@ class BodyMode(Mode):
             float(appearance.high_frequency_energy(frames, masks).mean()), "appearance_distance",
             lambda images, pose: appearance.appearance_distance(appearance.part_colours(images, pose), reference))
 
-    def track_generated(self, images: np.ndarray, upscale: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:
         from reenact.body.tracker import track_body
 
         size = images.shape[1] * upscale

@@ -94,11 +94,11 @@ class FaceMode(Mode):
 
         return face_pose_features(subject.tracks)
 
-    def track_generated(self, images: np.ndarray, upscale: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:
         from reenact.face.tracker import track_face
 
         size = images.shape[1] * upscale
-        landmarks, found = track_face(progress(enlarged(images, size)), (size, size))
+        landmarks, found = track_face(progress(enlarged(images, size)), (size, size), what)
         return landmarks[:, :468, :2] / upscale, found
 
     def viewer_figures(self, frames: np.ndarray, points: np.ndarray, masks: np.ndarray):
