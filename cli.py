@@ -89,6 +89,9 @@ def track(
     face_landmarks: Annotated[Optional[str], typer.Option(
         help=f"mediapipe | face_alignment: the landmarks the face model is fitted to; face_alignment needs "
              f"pip install 'reenact[face-alignment]' and its cached weights [default: {TrackConfig.face_landmarks}]")] = None,
+    motion_only: Annotated[Optional[bool], typer.Option(
+        "--motion-only", help="A driver: write only its motion file (tracks, no subject folder), which "
+                              "transfer and eval then reuse instead of tracking it again.")] = None,
     workers: Annotated[Optional[int], typer.Option(
         help="MediaPipe processes, each tracking a chunk of the clip; 0: one per core, as the clip's length allows "
              f"[default: {TrackConfig.workers}]")] = None,
@@ -98,7 +101,7 @@ def track(
 ) -> None:
     """Track a video into a subject folder (default ./VIDEO_STEM/): keypoints, crops, proxies, preview."""
     run_stage("track", TrackConfig, config, debug, video=video, out=out, mode=mode, resolution=resolution,
-              face_landmarks=face_landmarks, workers=workers, device=device)
+              face_landmarks=face_landmarks, motion_only=motion_only, workers=workers, device=device)
 
 
 @app.command()

@@ -15,16 +15,19 @@ from reenact.errors import ReenactError
 from reenact.files import atomic_dir, check_writable, sha256_file, strict_json
 from reenact.io import VideoInfo, probe_video
 from reenact.modes import MODES, Mode, detect_mode
+from reenact.motion_file import load_motion, motion_path, save_motion
 from reenact.progress import info
 from reenact.subject import Subject
 
 # Settings that do not change what track writes, so they don't invalidate a finished folder.
-NOT_IN_REUSE_KEY = ("video", "out", "device", "mode", "workers")
+NOT_IN_REUSE_KEY = ("video", "out", "device", "mode", "workers", "motion_only")
 
 
 def run(config: TrackConfig) -> Path:
-    # 1. Probe the video and decide where the subject folder goes.
+    # 1. Probe the video and decide where the subject folder goes (or, for a driver, its motion file).
     video = probe_video(config.video)
+    if config.motion_only:
+        return write_motion_only(video, config)
     out = Path(config.out) if config.out else Path.cwd() / Path(config.video).stem
     check_writable(out)
     # 2. Reuse a finished folder made from the same bytes with the same settings.
@@ -46,6 +49,22 @@ def run(config: TrackConfig) -> Path:
         (folder / subject_files.SUBJECT_JSON).write_text(strict_json(meta, indent=2) + "\n")
     info(f"wrote {out}/ ({len(tracks.valid)} frames, {mode.who} found in {tracks.valid.mean():.1%})")
     return out
+
+
+def write_motion_only(video: VideoInfo, config: TrackConfig) -> Path:
+    """A driver's motion file, made on purpose: `transfer` and `eval` find it when the target was
+    tracked with the same tracking settings (reenact/motion_file.py)."""
+    mode = MODES[config.mode] if config.mode in MODES else detect_mode(video, config)
+    path = motion_path(config.video, mode.name, config)
+    if load_motion(path, mode) is not None:
+        info(f"{path}: up to date for {config.video}, reusing it")
+        return path
+    tracks = mode.track(video, config)
+    mode.check_found(config.video, tracks.valid, config.min_valid_fraction)
+    save_motion(path, mode, tracks)
+    info(f"wrote {path} ({len(tracks.valid)} frames, {mode.who} found in {tracks.valid.mean():.1%}); "
+         "transfer and eval reuse it for this driver")
+    return path
 
 
 def reuse_key(source_sha256: str, config: TrackConfig) -> str:

@@ -205,8 +205,9 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
     loop_started = time.perf_counter()
     budget.update(step, agree)
     try:
-        with progress_task("training", config.steps if world.is_main and not budget.seconds else None) as task:
-            task.progress.update(task.task_id, completed=start_step, visible=world.is_main)
+        with progress_task("training", budget.steps, seconds=budget.seconds, unit=" steps", visible=world.is_main,
+                           spent=budget.seconds_spent) as task:
+            task.start_at(start_step)
             while not budget.finished(step):
                 losses = train_step(networks, clip.training_batch(rng, config.batch_size), config)
                 step += 1
@@ -216,7 +217,7 @@ def train_loop(clip: SubjectClip, networks: Networks, config: TrainConfig, rng: 
                 last = budget.finished(step)
                 # Reading losses waits for the device, so it happens every log_every steps only.
                 readings = read_losses(losses) if step % config.log_every == 0 or last else None
-                task.advance(status=progress_status(readings, budget))
+                task.advance(status=progress_status(readings))
                 if world.is_main:
                     log_and_sample(board, readings, step, networks, clip, config, run_folder, last)
                 if step % config.checkpoint_every == 0 and not last:
@@ -264,12 +265,11 @@ def write_summary(run_folder: Path, step: int, start_step: int, seconds: float, 
                                              "checkpoint": str(config.out) if config.out else None})
 
 
-def progress_status(readings: dict[str, float] | None, budget: Budget) -> str | None:
-    """The losses when read, and the time left under --minutes."""
+def progress_status(readings: dict[str, float] | None) -> str | None:
+    """The losses when read (under --minutes the bar itself is the time budget)."""
     if readings is None:
         return None
-    left = f"{max(0.0, budget.seconds - budget.elapsed) / 60:.1f} min left  " if budget.seconds else ""
-    return left + " ".join(f"{k} {v:.3f}" for k, v in readings.items())
+    return " ".join(f"{k} {v:.3f}" for k, v in readings.items())
 
 
 def _raise_interrupt(signum, frame) -> None:

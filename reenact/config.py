@@ -44,6 +44,7 @@ class TrackConfig:
     min_frames: int = 8
     preview_size: int = 720              # long side of preview.mp4
     workers: int = 0                     # MediaPipe processes, a chunk of the clip each; 0: one per core
+    motion_only: bool = False            # write only the driver's motion file (reused by transfer and eval), no subject folder
 
 
 @dataclass(frozen=True)

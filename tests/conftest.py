@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 SHARED_VIDEOS = REPO.parent / "shared" / "videos"
+
+
+# Motion files go to a cache of the test session's own, not the user's ~/.cache/reenact.
+os.environ.setdefault("REENACT_CACHE", tempfile.mkdtemp(prefix="reenact-test-cache-"))
 
 
 def shared_clip(relative: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pytest
@@ -156,3 +157,21 @@ def test_shared_full_body_clip_is_tracked_in_almost_every_frame(tmp_path):
         assert tracks["valid"].mean() >= 0.95
         ankles = tracks["keypoints"][:, 27:29]
         assert (ankles[..., 2] > 0.5).mean() > 0.8 and ankles[..., 1].max() <= 720
+
+
+def test_a_driver_is_tracked_once_and_its_motion_file_reused(checkpoint, example_target, tmp_path):
+    driver = make_clip(tmp_path / "driver.mp4", "-i", str(example_target), "-t", "2")
+    fresh, cache = {"REENACT_CACHE": str(tmp_path / "fresh")}, {"REENACT_CACHE": str(tmp_path / "cache")}
+    tracked = run_reenact("transfer", driver, checkpoint, "--out", tmp_path / "tracked.mp4", env=fresh)
+    assert tracked.returncode == 0 and "saved its motion file" in tracked.stderr, tracked.stderr
+    made = run_reenact("track", driver, "--mode", "body", "--motion-only", env=cache, cwd=tmp_path)
+    assert made.returncode == 0 and "transfer and eval reuse it" in made.stderr, made.stderr
+    assert len(list((tmp_path / "cache" / "motion").glob("driver-*.npz"))) == 1 and not (tmp_path / "driver").exists()
+    for run in ("first", "second"):
+        reused = run_reenact("transfer", driver, checkpoint, "--out", tmp_path / f"{run}.mp4", env=cache)
+        assert reused.returncode == 0 and "reusing its motion file" in reused.stderr, reused.stderr
+        assert "tracking body" not in reused.stderr and not re.search(r"tracked \d+ frames", reused.stderr)
+        frames = [np.stack(list(iter_frames(probe_video(tmp_path / f"{name}.mp4")))) for name in ("tracked", run)]
+        assert np.array_equal(*frames)             # the same as a fresh track, frame for frame
+    evaluation = run_reenact("eval", checkpoint, "--driver", driver, "--report", tmp_path / "e", env=cache)
+    assert evaluation.returncode == 0 and "reusing its motion file" in evaluation.stderr, evaluation.stderr

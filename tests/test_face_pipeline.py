@@ -96,6 +96,11 @@ def test_face_transfer_with_edits_and_paste_back(face_checkpoint, tmp_path):
     video = probe_video(out)
     assert abs(sum(1 for _ in iter_frames(video)) - expected) <= 1
     assert video.fps_fraction == "25/1" and video.has_audio and (video.width, video.height) == (512, 512)
+    # The same driver again: its fitted motion comes from the motion file, and so do the same frames.
+    again = run_reenact("transfer", source, face_checkpoint, "--out", tmp_path / "again.mp4", "--edit", "jawOpen=+0.2",
+                        "--edit", "eyeBlinkLeft=-0.3", "--paste-back")
+    assert again.returncode == 0 and "reusing its motion file" in again.stderr and "fitted the face model" not in again.stderr
+    assert np.array_equal(*(np.stack(list(iter_frames(probe_video(path)))) for path in (out, tmp_path / "again.mp4")))
     bad = run_reenact("transfer", source, face_checkpoint, "--edit", "jawOpn=+1", "--out", tmp_path / "bad.mp4")
     assert_clean_failure(bad, "unknown expression 'jawOpn'", "jawOpen")
     assert not (tmp_path / "bad.mp4").exists()

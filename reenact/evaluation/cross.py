@@ -15,6 +15,7 @@ import numpy as np
 
 from reenact.evaluation import metrics
 from reenact.evaluation.appearance import quiet_nan
+from reenact.progress import with_progress
 from reenact.evaluation.systems import body_pose_features, face_pose_features, nearest_neighbours
 
 MIN_CONFIDENCE = 0.5
@@ -151,7 +152,8 @@ def cross_reenactment(reenactor, motion, driver_path: str, clip, features: np.nd
     from reenact.evaluation.held_out import MODEL_SYSTEMS, clip_frames, region_masks, track_generated
 
     wanted = motion.wanted(reenactor.resolution)
-    outputs = {name: list(reenactor.drive(motion, options)) for name, options in MODEL_SYSTEMS.items()}
+    outputs = {name: list(with_progress(reenactor.drive(motion, options), f"driving {name} by {driver_path}", motion.frame_count))
+               for name, options in MODEL_SYSTEMS.items()}
     picks = retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
     frames = {**{name: np.stack([output.frame for output in run]) for name, run in outputs.items()},
               "nearest_neighbour": clip_frames(clip, picks)}

@@ -39,10 +39,12 @@ MODEL_SYSTEMS = {"model": StreamOptions(enhance=False),
                  "model_no_temporal": StreamOptions(feedback=False, stabilise=False, enhance=False)}
 
 
-def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOptions) -> np.ndarray:
-    """(N, R, R, 3) uint8 frames for the held-out range, in order, from the subject's own proxies."""
+def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOptions, name: str) -> np.ndarray:
+    """(N, R, R, 3) uint8 frames for the held-out range, in order, from the subject's own proxies;
+    ``name`` is the system's, for the progress line."""
     proxies = ((clip.proxies[t], None) for t in range(clip.train_end, len(clip.frames)))
-    return np.stack([output.frame for output in reenactor.run(proxies, options)])
+    outputs = with_progress(reenactor.run(proxies, options), f"generating {name} frames", len(clip.frames) - clip.train_end)
+    return np.stack([output.frame for output in outputs])
 
 
 def nearest_frames(clip: SubjectClip, features: np.ndarray, present: np.ndarray, gap: int) -> tuple[np.ndarray, dict]:

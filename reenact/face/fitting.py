@@ -17,6 +17,7 @@ import torch
 from reenact.face.layout import FACE_CHAINS
 from reenact.face.geometry import axis_angle_to_matrix, project
 from reenact.face.model import LEFT_EYE_OUTER, NUM_LANDMARKS, RIGHT_EYE_OUTER, FaceModel
+from reenact.progress import progress_task
 
 GAZE_EXPRESSIONS = ("eyeLook",)
 
@@ -96,14 +97,17 @@ def fit_clip(model: FaceModel, landmarks: np.ndarray, valid: np.ndarray, image_s
     params = initial_parameters(model, layout, target, interocular, image_size, device)
     gaze = torch.tensor([name.startswith(GAZE_EXPRESSIONS) for name in model.expression_names], device=device)
     weights = layout.weights().to(device)
-    for stage, steps in (("rigid", settings.rigid_iterations), ("full", settings.iterations)):
-        trainable = ["rotation", "translation", "log_focal"] + (["identity", "expression_logits"] if stage == "full" else [])
-        optimizer = torch.optim.Adam([params[name] for name in trainable], lr=settings.learning_rate)
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss, _ = fit_loss(model, layout, params, target, mask, interocular, weights, gaze, center, settings)
-            loss.backward()
-            optimizer.step()
+    iterations = settings.rigid_iterations + settings.iterations
+    with progress_task("fitting the face model", iterations, unit=" iterations") as task:
+        for stage, steps in (("rigid", settings.rigid_iterations), ("full", settings.iterations)):
+            trainable = ["rotation", "translation", "log_focal"] + (["identity", "expression_logits"] if stage == "full" else [])
+            optimizer = torch.optim.Adam([params[name] for name in trainable], lr=settings.learning_rate)
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss, _ = fit_loss(model, layout, params, target, mask, interocular, weights, gaze, center, settings)
+                loss.backward()
+                optimizer.step()
+                task.advance()
     with torch.no_grad():
         _, projected = fit_loss(model, layout, params, target, mask, interocular, weights, gaze, center, settings)
         error = (projected - target).norm(dim=-1).mean(dim=-1) / interocular

@@ -41,6 +41,20 @@ class FaceTracks:
         """(T, 478, 2): the fit's projection of the 468 points, then the 10 detected iris points."""
         return np.concatenate([self.fit.fitted_landmarks, self.landmarks[:, NUM_LANDMARKS:, :2]], axis=1)
 
+    def to_motion_arrays(self, expression_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Everything from_motion_arrays needs to rebuild these tracks (a driver's motion file)."""
+        return {**self.to_arrays(expression_names), "fit_expression": self.fit.expression.astype(np.float32),
+                "fps": np.float64(self.fps), "fitting_seconds": np.float64(self.fitting_seconds)}
+
+    @classmethod
+    def from_motion_arrays(cls, arrays: dict[str, np.ndarray]) -> "FaceTracks":
+        fitted = arrays["fitted_landmarks"][:, :NUM_LANDMARKS]
+        fit = FaceFit(arrays["identity"], arrays["fit_expression"], arrays["rotation"], arrays["translation"],
+                      float(arrays["focal"]), fitted, arrays["fit_error"])
+        return cls(arrays["valid"], arrays["landmarks"], fit, arrays["expression"], arrays["gaze"], arrays["iris_offsets"],
+                   arrays["crops"], tuple(int(v) for v in arrays["image_size"]), float(arrays["fps"]),
+                   arrays.get("landmarks68"), float(arrays["fitting_seconds"]))
+
     def to_arrays(self, expression_names: tuple[str, ...]) -> dict[str, np.ndarray]:
         return {
             "valid": self.valid, "landmarks": self.landmarks.astype(np.float32),

@@ -115,6 +115,14 @@ class Mode:
         """What retrieval compares, and which features are present."""
         raise NotImplementedError
 
+    def tracks_to_arrays(self, tracks) -> dict[str, np.ndarray]:
+        """A clip's tracks (what ``track`` returns) as arrays for a motion file (reenact/motion_file.py)."""
+        raise NotImplementedError
+
+    def tracks_from_arrays(self, arrays: dict[str, np.ndarray]):
+        """The tracks a motion file's arrays hold."""
+        raise NotImplementedError
+
     def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:
         """(N, K, 2) points the tracker finds on (N, R, R, 3) frames enlarged ``upscale`` times (back in
         model pixels), and (N,) whether it found any; ``progress`` wraps the frame iterator, ``what``

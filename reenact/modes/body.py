@@ -80,6 +80,14 @@ class BodyMode(Mode):
         if edits or paste_back:
             raise ReenactError(f"{checkpoint}: --edit and --paste-back need a face checkpoint, this one is {self.name}")
 
+    def tracks_to_arrays(self, tracks) -> dict[str, np.ndarray]:
+        return {"valid": tracks.valid, "keypoints": tracks.keypoints.astype(np.float32)}
+
+    def tracks_from_arrays(self, arrays: dict[str, np.ndarray]):
+        from reenact.body.stage import BodyTracks
+
+        return BodyTracks(arrays["valid"], arrays["keypoints"])
+
     def retarget(self, tracks, target: dict, edits: tuple[str, ...] = ()) -> Motion:
         from reenact.body.head import head_centers
         from reenact.body.retarget import retarget_keypoints

@@ -63,6 +63,16 @@ class FaceMode(Mode):
         if paste_back and not Path(target["source_video"]).is_file():
             raise ReenactError(f"--paste-back: the target's video {target['source_video']} is not there any more")
 
+    def tracks_to_arrays(self, tracks) -> dict[str, np.ndarray]:
+        from reenact.face.model import load_face_model
+
+        return tracks.to_motion_arrays(load_face_model().expression_names)
+
+    def tracks_from_arrays(self, arrays: dict[str, np.ndarray]):
+        from reenact.face.tracking import FaceTracks
+
+        return FaceTracks.from_motion_arrays(arrays)
+
     def retarget(self, tracks, target: dict, edits: tuple[str, ...] = ()) -> Motion:
         from reenact.drive import Drive
         from reenact.evaluation.cross import retargeted_face
