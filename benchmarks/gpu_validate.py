@@ -429,8 +429,8 @@ def write_synthetic_subject(folder: Path, frame_count: int, resolution: int) -> 
     files.save_tracks(folder / files.TRACKS, valid=np.ones(frame_count, bool), keypoints=keypoints,
                       keypoint_names=np.array(KEYPOINT_NAMES), fps=np.float64(30))
     # A few distinct random images, repeated: writing 9,000 fresh ones would cost minutes and change nothing.
-    for name in (files.FRAMES, files.PROXIES):
-        images = files.open_images(folder / name, frame_count, resolution, 3)
+    for name in files.IMAGE_FILES[1]:
+        images = files.open_images_v1(folder / name, frame_count, resolution, 3)
         block = rng.integers(0, 256, (64, resolution, resolution, 3), np.uint8)
         for start in range(0, frame_count, len(block)):
             images[start:start + len(block)] = block[:frame_count - start]
@@ -439,7 +439,7 @@ def write_synthetic_subject(folder: Path, frame_count: int, resolution: int) -> 
     ground = {"far_y": 0.8 * side, "near_y": 0.9 * side, "far_height": 0.5 * side, "near_height": 0.55 * side,
               "center_x": 0.5 * side}
     track = TrackConfig(video=str(folder / "synthetic.mp4"), mode="body", resolution=resolution)
-    meta = {"schema": files.SCHEMA, "schema_version": files.SCHEMA_VERSION, "mode": "body", "fps": 30.0,
+    meta = {"schema": files.SCHEMA, "schema_version": 1, "mode": "body", "fps": 30.0,
             "fps_fraction": "30/1", "frame_count": frame_count, "valid_fraction": 1.0,
             "source": {"path": track.video, "sha256": "synthetic", "width": side, "height": side, "rotation": 0,
                        "has_audio": False, "duration": frame_count / 30},

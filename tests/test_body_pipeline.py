@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
+from reenact.errors import ReenactError
 from reenact.io import iter_frames, probe_video
+from reenact.subject import Subject, read_images, write_images
 from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip, strict_loads
 
 from tests.conftest import BODY_RESOLUTION as RESOLUTION
@@ -34,7 +38,7 @@ def checkpoint(tmp_path_factory, subject):
 def test_track_writes_a_complete_subject_folder(subject, example_source):
     meta = strict_loads((subject / "subject.json").read_text())
     video = probe_video(example_source)
-    assert meta["mode"] == "body" and meta["schema_version"] == 1
+    assert meta["mode"] == "body" and meta["schema_version"] == 2
     assert meta["source"]["width"] == video.width and meta["fps_fraction"] == video.fps_fraction
     with np.load(subject / "tracks.npz") as tracks:
         valid, keypoints = tracks["valid"], tracks["keypoints"]
@@ -48,8 +52,12 @@ def test_track_writes_a_complete_subject_folder(subject, example_source):
     assert -margin <= xs.min() and xs.max() <= video.width + margin
     assert -margin <= ys.min() and ys.max() <= video.height + margin
     assert ys.max() - ys.min() > 0.4 * video.height
-    frames, proxies = np.load(subject / "frames.npy", mmap_mode="r"), np.load(subject / "proxies.npy", mmap_mode="r")
+    loaded = Subject.load(subject)
+    frames, proxies = loaded.frames(), loaded.proxies()
     assert frames.shape == proxies.shape == (frame_count, RESOLUTION, RESOLUTION, 3)
+    # Stored compactly: PNG stacks, lossless, well under the raw arrays.
+    stored = sum((subject / name).stat().st_size for name in ("frames.npz", "proxies.npz"))
+    assert stored < 0.6 * (frames.nbytes + proxies.nbytes)
     assert (proxies.reshape(frame_count, -1).max(axis=1) > 0).mean() >= 0.95
     preview = probe_video(subject / "preview.mp4")
     assert sum(1 for _ in iter_frames(preview)) == frame_count
@@ -57,7 +65,8 @@ def test_track_writes_a_complete_subject_folder(subject, example_source):
 
 def test_proxies_line_up_with_the_person_in_the_frames(subject):
     """Skeleton pixels fall on the moving person: where frames differ from the static background."""
-    frames, proxies = np.load(subject / "frames.npy"), np.load(subject / "proxies.npy")
+    loaded = Subject.load(subject)
+    frames, proxies = loaded.frames(), loaded.proxies()
     background = np.median(frames, axis=0)
     foreground = np.abs(frames.astype(np.int16) - background).sum(axis=3) > 60
     drawn = proxies.max(axis=3) > 0
@@ -67,11 +76,10 @@ def test_proxies_line_up_with_the_person_in_the_frames(subject):
 def test_the_loss_weights_the_person_region_on_a_real_clip(subject):
     from pipelines.train import loss_regions
     from reenact.config import TrainConfig
-    from reenact.subject import Subject
 
     loaded = Subject.load(subject)
     regions = loss_regions(loaded, TrainConfig(subject=str(subject))) > 0
-    frames = np.load(subject / "frames.npy")
+    frames = loaded.frames()
     foreground = np.abs(frames.astype(np.int16) - np.median(frames, axis=0)).sum(axis=3) > 60
     assert regions.shape == frames.shape[:3] and regions.mean() < 0.3
     assert foreground[regions].mean() > 5 * foreground[~regions].mean()
@@ -79,10 +87,10 @@ def test_the_loss_weights_the_person_region_on_a_real_clip(subject):
 
 
 def test_track_again_reuses_the_folder(subject, example_source):
-    before = (subject / "frames.npy").stat().st_mtime_ns
+    before = (subject / "frames.npz").stat().st_mtime_ns
     result = run_reenact("track", example_source, "--mode", "body", "--resolution", RESOLUTION, "--out", subject)
     assert result.returncode == 0 and "reusing" in result.stderr
-    assert (subject / "frames.npy").stat().st_mtime_ns == before
+    assert (subject / "frames.npz").stat().st_mtime_ns == before
 
 
 def test_train_writes_a_safe_self_describing_checkpoint(checkpoint):
@@ -175,3 +183,23 @@ def test_a_driver_is_tracked_once_and_its_motion_file_reused(checkpoint, example
         assert np.array_equal(*frames)             # the same as a fresh track, frame for frame
     evaluation = run_reenact("eval", checkpoint, "--driver", driver, "--report", tmp_path / "e", env=cache)
     assert evaluation.returncode == 0 and "reusing its motion file" in evaluation.stderr, evaluation.stderr
+
+
+def test_image_stacks_are_lossless_and_version_1_folders_still_load(subject, tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 16, 16, 4), dtype=np.uint8)
+    write_images(tmp_path / "s.npz", iter(images), 5, "clip.mp4")
+    assert np.array_equal(read_images(tmp_path / "s.npz"), images)
+    with pytest.raises(ReenactError, match="gave 4 frames on a later pass, 5 on the first"):
+        write_images(tmp_path / "short.npz", iter(images[:4]), 5, "clip.mp4")
+    # A folder written before the PNG stacks: the same arrays as .npy, schema version 1.
+    old = tmp_path / "old"
+    shutil.copytree(subject, old)
+    loaded = Subject.load(subject)
+    np.save(old / "frames.npy", loaded.frames())
+    np.save(old / "proxies.npy", loaded.proxies())
+    (old / "frames.npz").unlink()
+    (old / "proxies.npz").unlink()
+    meta = strict_loads((old / "subject.json").read_text())
+    (old / "subject.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    assert np.array_equal(Subject.load(old).frames(), loaded.frames())

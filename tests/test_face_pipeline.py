@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from reenact.io import iter_frames, probe_video
 from reenact.face.arkit import ARKIT_NAMES
+from reenact.io import iter_frames, probe_video
+from reenact.subject import Subject
 from tests.conftest import assert_clean_failure, make_clip, run_reenact, shared_clip, strict_loads
 
 
@@ -61,7 +62,7 @@ def test_face_tracks_fit_the_landmarks_and_follow_the_blinks(face_subject):
     right_open = np.linalg.norm(landmarks[:, 159, :2] - landmarks[:, 145, :2], axis=1)
     assert correlation(expression[:, names.index("eyeBlink_L")], left_open) <= -0.6
     assert correlation(expression[:, names.index("eyeBlink_R")], right_open) <= -0.6
-    proxies = np.load(face_subject / "proxies.npy", mmap_mode="r")
+    proxies = Subject.load(face_subject).proxies()
     assert proxies.shape == (354, 96, 96, 4) and proxies[:, :, :, 3].max() > 128   # eye outlines over irises
 
 

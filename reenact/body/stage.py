@@ -73,24 +73,25 @@ def track_body_chunk(frames: Iterable[np.ndarray], video: VideoInfo, chunk: Chun
 
 
 def write(folder: Path, video: VideoInfo, tracks: BodyTracks, config: TrackConfig) -> dict:
-    """tracks.npz, frames.npy, proxies.npy and preview.mp4; returns the mode's subject.json fields."""
+    """tracks.npz, frames.npz, proxies.npz and preview.mp4; returns the mode's subject.json fields."""
     crop = subject_crop(tracks.keypoints, tracks.valid, (video.width, video.height), config.min_confidence, config.crop_margin)
     subject_files.save_tracks(folder / subject_files.TRACKS, valid=tracks.valid, keypoints=tracks.keypoints.astype(np.float32),
                               keypoint_names=np.array(layout.KEYPOINT_NAMES), fps=np.float64(video.fps))
     frame_count = len(tracks.valid)
-    frames = subject_files.open_images(folder / subject_files.FRAMES, frame_count, config.resolution, 3)
     decoded = iter_frames(video, size=(config.resolution, config.resolution), crop=crop.box(), max_frames=frame_count)
-    subject_files.fill_images(frames, with_progress(decoded, "cropping frames", frame_count), video.path)
-    write_proxies(folder / subject_files.PROXIES, tracks.keypoints, crop, config.resolution)
-    background = write_background(folder, frames, tracks.valid, config)
+    subject_files.write_images(folder / subject_files.FRAMES, with_progress(decoded, "cropping frames", frame_count),
+                               frame_count, video.path)
+    write_proxies(folder / subject_files.PROXIES, tracks.keypoints, crop, config.resolution, video.path)
+    background = write_background(folder, tracks.valid, config)
     write_preview(folder / subject_files.PREVIEW, video, tracks.keypoints, crop, config)
     return {"crop": crop.to_dict(), "ground": ground_stats(tracks.keypoints, tracks.valid, config.min_confidence),
             "background": background}
 
 
-def write_background(folder: Path, frames: np.ndarray, valid: np.ndarray, config: TrackConfig) -> dict:
+def write_background(folder: Path, valid: np.ndarray, config: TrackConfig) -> dict:
     """background.png when the camera holds still; the subject.json fields either way."""
-    plate = estimate_plate(frames, np.load(folder / subject_files.PROXIES, mmap_mode="r"), valid)
+    frames, proxies = (subject_files.read_images(folder / name) for name in (subject_files.FRAMES, subject_files.PROXIES))
+    plate = estimate_plate(frames, proxies, valid)
     if plate.image is None:
         warn(f"{config.video}: {plate.why_none()}, so no background plate: the model will paint the whole frame")
         return {"file": None, **plate.to_dict()}
@@ -99,13 +100,11 @@ def write_background(folder: Path, frames: np.ndarray, valid: np.ndarray, config
     return {"file": subject_files.BACKGROUND, **plate.to_dict()}
 
 
-def write_proxies(path: Path, keypoints: np.ndarray, crop: Crop, resolution: int) -> None:
+def write_proxies(path: Path, keypoints: np.ndarray, crop: Crop, resolution: int, video_path: str) -> None:
     renderer = SkeletonRenderer(resolution)
-    proxies = subject_files.open_images(path, len(keypoints), resolution, 3)
     in_crop = crop.to_crop_pixels(keypoints, resolution)
-    for t in range(len(keypoints)):
-        proxies[t] = renderer.render(in_crop[t])
-    proxies.flush()
+    rendered = (renderer.render(points) for points in in_crop)
+    subject_files.write_images(path, with_progress(rendered, "drawing proxies", len(keypoints)), len(keypoints), video_path)
 
 
 def write_preview(path: Path, video: VideoInfo, keypoints: np.ndarray, crop: Crop, config: TrackConfig) -> None:

@@ -17,7 +17,7 @@ from reenact.face.model import load_face_model
 from reenact.face.tracking import FaceTracks, track_face_clip
 from reenact.io import VideoInfo, VideoWriter, iter_frames
 from reenact.progress import progress_task, with_progress
-from reenact.face.proxy import PROXY_CHANNELS, FaceProxyRenderer
+from reenact.face.proxy import FaceProxyRenderer
 
 RENDER_BATCH = 32
 PREVIEW_MESH_SIDE = 224
@@ -32,16 +32,14 @@ def track(video: VideoInfo, config: TrackConfig) -> FaceTracks:
 
 
 def write(folder: Path, video: VideoInfo, tracks: FaceTracks, config: TrackConfig) -> dict:
-    """tracks.npz, frames.npy, proxies.npy and preview.mp4; returns the mode's subject.json fields."""
+    """tracks.npz, frames.npz, proxies.npz and preview.mp4; returns the mode's subject.json fields."""
     model = load_face_model()
     subject_files.save_tracks(folder / subject_files.TRACKS, fps=np.float64(video.fps), **tracks.to_arrays(model.expression_names))
     count = len(tracks.valid)
-    frames = subject_files.open_images(folder / subject_files.FRAMES, count, config.resolution, 3)
     cropped = (crop_square(frame, crop, config.resolution) for frame, crop in zip(iter_frames(video, max_frames=count), tracks.crops))
-    subject_files.fill_images(frames, with_progress(cropped, "cropping frames", count), video.path)
-    proxies = subject_files.open_images(folder / subject_files.PROXIES, count, config.resolution, PROXY_CHANNELS)
+    subject_files.write_images(folder / subject_files.FRAMES, with_progress(cropped, "cropping frames", count), count, video.path)
     renderer = FaceProxyRenderer(model, config.resolution, resolve_device(config.device))
-    subject_files.fill_images(proxies, render_proxies(renderer, tracks, tracks.crops), video.path)
+    subject_files.write_images(folder / subject_files.PROXIES, render_proxies(renderer, tracks, tracks.crops), count, video.path)
     write_preview(folder / subject_files.PREVIEW, video, tracks, config)
     fit = tracks.fit
     return {"crop": {"size": int(tracks.crops[0, 2]), "per_frame": "tracks.npz:crops"},
