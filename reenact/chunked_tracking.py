@@ -91,7 +91,10 @@ def _track_chunk(tracker: ChunkTracker, video: VideoInfo, size: tuple[int, int],
     shown = iter(range(-chunk.warmup, 1 << 62))
     frames = _advancing(frames, lambda: _PROGRESS.put(PROGRESS_EVERY), every=PROGRESS_EVERY, shown=shown)
     result = tracker(frames, video, chunk, options)
-    return {key: (value if key == "counts" else value[chunk.warmup:]) for key, value in result.items()}
+    kept = {key: (value if key == "counts" else value[chunk.warmup:]) for key, value in result.items()}
+    frame_count = len(next(value for key, value in kept.items() if key != "counts"))
+    _PROGRESS.put(frame_count % PROGRESS_EVERY)       # the last frames, fewer than a report's worth
+    return kept
 
 
 _PROGRESS = None
