@@ -92,7 +92,7 @@ class TaskHandle:
         self.lines = visible and not console.is_terminal
         self.spent = spent or (lambda: self.elapsed)
         self.start, self.count, self.offset, self.status = time.perf_counter(), 0, 0, ""
-        self.last_line = self.start
+        self.last_line, self.printed = self.start, 0
 
     def start_at(self, done: int) -> None:
         """Items already done before this run (a resumed training)."""
@@ -112,7 +112,7 @@ class TaskHandle:
             self.print_line()
 
     def finish(self) -> None:
-        if self.lines and self.count:
+        if self.lines and self.count != self.printed:
             self.print_line()
 
     def done_text(self) -> str:
@@ -121,7 +121,7 @@ class TaskHandle:
 
     def print_line(self) -> None:
         """stage: done/total (percent), rate, elapsed, eta[, status]"""
-        self.last_line = time.perf_counter()
+        self.last_line, self.printed = time.perf_counter(), self.count
         share = self.share_done()
         if self.seconds:
             eta = max(0.0, self.seconds - self.spent())
