@@ -20,7 +20,8 @@ from reenact.errors import ReenactError
 from reenact.files import check_writable, write_json
 from reenact.live.loop import LiveLoop, write_record
 from reenact.live.sinks import Mp4Sink, WindowSink, open_sink, sink_kind
-from reenact.live.sources import FrameSource
+from reenact.drive import RecordedDriver
+from reenact.live.sources import FrameSource, parse_input_spec
 from reenact.progress import info, native_stderr_silenced, warn
 from reenact.reenactment import Reenactor, StreamOptions
 
@@ -39,7 +40,7 @@ def run(config: LiveConfig) -> dict:
     stream = reenactor.stream(StreamOptions(stabilise=config.stabilise, paste_back=config.paste_back))
     with native_stderr_silenced(), contextlib.ExitStack() as stack:
         # 2. The driver that turns frames into the target's proxies, and the target's rest frame.
-        driver = reenactor.live_driver(config.edit)
+        driver = make_driver(reenactor, config)
         stack.callback(driver.close)
         rest = reenactor.rest_frame(driver.rest(), stream)
         # 3. The input, then the outputs (at the rest frame's size).
@@ -76,6 +77,18 @@ def check_outputs(config: LiveConfig) -> None:
         sink_kind(spec)
     for spec in [*filter(is_file_output, config.output), *[p for p in (config.stats, config.record) if p]]:
         check_writable(spec)
+
+
+def make_driver(reenactor: Reenactor, config: LiveConfig):
+    """A file tracked before (its motion file, from `transfer`, `eval` or `track --motion-only`)
+    plays its whole-clip tracks without tracking a frame; anything else is tracked live."""
+    if parse_input_spec(config.input).kind == "file" and Path(config.input).is_file():
+        tracks = reenactor.saved_tracks(config.input, config.device)
+        if tracks is not None:
+            info(f"live: {config.input}: reusing its motion file (the whole-clip tracks, as transfer uses them); "
+                 "its frames are not tracked again")
+            return RecordedDriver(reenactor.retarget(tracks, config.edit))
+    return reenactor.live_driver(config.edit)
 
 
 def is_file_output(spec: str) -> bool:

@@ -45,6 +45,32 @@ class WarmUp:
         return f"gathering {what}: {min(self.elapsed, self.seconds):.1f}/{self.seconds:g} s, {len(self.frames)} frames"
 
 
+class RecordedDriver:
+    """`live --input FILE` for a file tracked before: each frame's drive comes from its motion file's
+    whole-clip tracks, retargeted as `transfer` does (``motion``, a ``reenact.modes.base.Motion``),
+    looked up by the frame's time. Nothing is tracked live, so there is no warm-up."""
+
+    warming_up = ""
+
+    def __init__(self, motion):
+        self.motion, self.fps, self.last_seen = motion, None, False
+
+    def start(self, fps: float, frame_size: tuple[int, int]) -> None:
+        self.fps = fps
+
+    def __call__(self, frame: np.ndarray, seconds: float) -> Drive | None:
+        t = int(round(seconds * self.fps))
+        self.last_seen = t < self.motion.frame_count and bool(self.motion.valid[t])
+        return self.motion.drive(t) if self.last_seen else None
+
+    def rest(self) -> Drive:
+        """The clip's first tracked pose: what shows before the first frame is translated."""
+        return self.motion.drive(int(np.argmax(self.motion.valid)))
+
+    def close(self) -> None:
+        pass
+
+
 def detection_frame(frame: np.ndarray, detect_size: int) -> np.ndarray:
     """``frame`` shrunk to fit ``detect_size`` on its long side, as `track` shows the tracker a clip;
     the trackers give points relative to the frame, so they come back in the original's pixels."""

@@ -103,6 +103,11 @@ class Reenactor:
             info(f"{path}: saved its motion file {saved}; later runs with this driver reuse it")
         return tracks
 
+    def saved_tracks(self, path: str, device: str):
+        """A driver video's tracks from its motion file, or None when it was never tracked with the
+        target's settings (no tracking here)."""
+        return load_motion(motion_path(path, self.mode.name, self.track_config(path, device)), self.mode)
+
     def retarget(self, tracks, edits: tuple[str, ...] = ()) -> Motion:
         return self.mode.retarget(tracks, self.target, edits)
 

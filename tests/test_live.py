@@ -376,3 +376,20 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_input_opens(body
     result = run_reenact("live", body_checkpoint, "--input", f"udp://127.0.0.1:{free_udp_port()}", "--output", "/proc/nope/x.mp4")
     assert_clean_failure(result, "/proc/nope/x.mp4", "can't be written")
     assert "live: opening" not in result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_a_file_tracked_before_plays_its_motion_file_in_live(face_checkpoint, workspace):
+    clip = make_clip(workspace / "d10_3s.mp4", "-i", str(shared_clip("face/liveportrait_d10.mp4")), "-t", "3", "-an")
+    cache = {"REENACT_CACHE": str(workspace / "motion_cache")}
+    made = run_reenact("track", clip, "--mode", "face", "--motion-only", env=cache)
+    assert made.returncode == 0, made.stderr
+    out = workspace / "recorded"
+    command = [*reenact_command(), "live", str(face_checkpoint), "--input", str(clip), "--output", str(out.with_suffix(".mp4")),
+               "--stats", str(out.with_suffix(".stats.json"))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200", **cache})
+    assert result.returncode == 0 and "reusing its motion file" in result.stderr, result.stderr
+    stats = strict_loads(out.with_suffix(".stats.json").read_text())
+    # No warm-up to wait for: every frame taken is translated from the whole-clip tracks.
+    assert stats["held"] == 0 and stats["generated"] == stats["frames_out"] > 0, stats
+    assert mp4_frames(out.with_suffix(".mp4")) == stats["timeline_frames"] == 90
