@@ -125,8 +125,9 @@ class TaskHandle:
         share = self.share_done()
         if self.seconds:
             eta = max(0.0, self.seconds - self.spent())
-        else:
-            eta = (self.elapsed / share - self.elapsed) if share and share < 1 and self.count else None
+        else:       # from this run's rate: a resumed run's earlier items took none of this run's time
+            left = self.total - self.offset - self.count if self.total else None
+            eta = left / self.rate if left and left > 0 and self.count else None
         parts = [f"{self.description}: {self.done_text()}" + (f" ({share:.0%})" if share is not None else ""),
                  f"{self.rate:.2f}/s", f"{_clock(self.elapsed)} elapsed"]
         parts += [f"eta {_clock(eta)}"] if eta is not None else []
