@@ -15,7 +15,7 @@ from reenact.errors import ReenactError
 from reenact.files import atomic_dir, check_writable, sha256_file, strict_json
 from reenact.io import VideoInfo, probe_video
 from reenact.modes import MODES, Mode, detect_mode
-from reenact.motion_file import load_motion, motion_path, save_motion
+from reenact.motion_file import load_or_track
 from reenact.progress import info
 from reenact.subject import Subject
 
@@ -55,15 +55,12 @@ def write_motion_only(video: VideoInfo, config: TrackConfig) -> Path:
     """A driver's motion file, made on purpose: `transfer` and `eval` find it when the target was
     tracked with the same tracking settings (reenact/motion_file.py)."""
     mode = MODES[config.mode] if config.mode in MODES else detect_mode(video, config)
-    path = motion_path(config.video, mode.name, config)
-    if load_motion(path, mode) is not None:
+    tracks, path, how = load_or_track(config.video, video, mode, config)
+    if how == "reused":
         info(f"{path}: up to date for {config.video}, reusing it")
-        return path
-    tracks = mode.track(video, config)
-    mode.check_found(config.video, tracks.valid, config.min_valid_fraction)
-    save_motion(path, mode, tracks)
-    info(f"wrote {path} ({len(tracks.valid)} frames, {mode.who} found in {tracks.valid.mean():.1%}); "
-         "transfer and eval reuse it for this driver")
+    elif how == "saved":
+        info(f"wrote {path} ({len(tracks.valid)} frames, {mode.who} found in {tracks.valid.mean():.1%}); "
+             "transfer and eval reuse it for this driver")
     return path
 
 

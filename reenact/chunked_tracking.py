@@ -88,8 +88,7 @@ def track_in_chunks(tracker: ChunkTracker, video: VideoInfo, size: tuple[int, in
 def _track_chunk(tracker: ChunkTracker, video: VideoInfo, size: tuple[int, int], chunk: Chunk, options: dict) -> dict:
     frames = iter_frames(video, size=size, first_frame=chunk.decode_from,
                          max_frames=None if chunk.count is None else chunk.warmup + chunk.count)
-    shown = iter(range(-chunk.warmup, 1 << 62))
-    frames = _advancing(frames, lambda: _PROGRESS.put(PROGRESS_EVERY), every=PROGRESS_EVERY, shown=shown)
+    frames = _advancing(frames, lambda: _PROGRESS.put(PROGRESS_EVERY), every=PROGRESS_EVERY, warmup=chunk.warmup)
     result = tracker(frames, video, chunk, options)
     kept = {key: (value if key == "counts" else value[chunk.warmup:]) for key, value in result.items()}
     frame_count = len(next(value for key, value in kept.items() if key != "counts"))
@@ -106,12 +105,9 @@ def _set_progress_queue(progress_queue) -> None:
 
 
 def _advancing(frames: Iterable[np.ndarray], advance: Callable[[], None], every: int,
-               shown: Iterator[int] | None = None) -> Iterator[np.ndarray]:
-    """The frames, calling ``advance`` after every ``every`` frames past the warm-up (``shown``
-    counts from minus the warm-up)."""
-    shown = shown if shown is not None else iter(range(1 << 62))
-    for frame in frames:
-        index = next(shown)
+               warmup: int = 0) -> Iterator[np.ndarray]:
+    """The frames, calling ``advance`` after every ``every`` frames past the first ``warmup``."""
+    for index, frame in enumerate(frames, start=-warmup):
         yield frame
         if index >= 0 and (index + 1) % every == 0:
             advance()

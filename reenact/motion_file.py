@@ -56,12 +56,29 @@ def load_motion(path: Path, mode) -> object | None:
     return mode.tracks_from_arrays(arrays)
 
 
-def save_motion(path: Path, mode, tracks) -> None:
-    """Write the motion file atomically; a cache that can't be written is no reason to stop."""
+def load_or_track(video_path: str, video, mode, config: TrackConfig) -> tuple[object, Path, str]:
+    """A driver's tracks: from its motion file when there is a readable one, else tracked and saved
+    there (replacing an unreadable or outdated file); checked for enough frames either way. Returns
+    the tracks, the motion file's path, and "reused", "saved" or "not saved"."""
+    path = motion_path(video_path, mode.name, config)
+    tracks = load_motion(path, mode)
+    if tracks is not None:
+        mode.check_found(video_path, tracks.valid, config.min_valid_fraction)
+        return tracks, path, "reused"
+    tracks = mode.track(video, config)
+    mode.check_found(video_path, tracks.valid, config.min_valid_fraction)
+    return tracks, path, "saved" if save_motion(path, mode, tracks) else "not saved"
+
+
+def save_motion(path: Path, mode, tracks) -> bool:
+    """Write the motion file atomically; whether it was. A cache that can't be written is no reason
+    to stop."""
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as file:
             np.savez_compressed(file, motion_schema=np.int32(MOTION_SCHEMA), **mode.tracks_to_arrays(tracks))
+        return True
     except (OSError, ReenactError) as error:
         from reenact.progress import warn
 
         warn(f"{path}: the motion file could not be written ({error}); the driver will be tracked again next time")
+        return False

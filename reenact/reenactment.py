@@ -26,7 +26,7 @@ from reenact.enhancer import enhance_frame
 from reenact.io import VideoInfo
 from reenact.modes.base import Motion
 from reenact.paste_back import composite, looped_footage
-from reenact.motion_file import load_motion, motion_path, save_motion
+from reenact.motion_file import load_motion, load_or_track, motion_path
 from reenact.progress import info, warn
 from reenact.proxy_window import ProxyWindow
 from reenact.stabilise import TemporalStabiliser
@@ -90,16 +90,10 @@ class Reenactor:
     def track(self, path: str, video: VideoInfo, device: str):
         """A driver video's whole-clip tracks, found with the target's tracking settings: from its
         motion file when it was tracked so before (reenact/motion_file.py), else tracked and saved."""
-        config = self.track_config(path, device)
-        saved = motion_path(path, self.mode.name, config)
-        tracks = load_motion(saved, self.mode)
-        if tracks is not None:
+        tracks, saved, how = load_or_track(path, video, self.mode, self.track_config(path, device))
+        if how == "reused":
             info(f"{path}: reusing its motion file {saved} (tracked before with the same settings)")
-        else:
-            tracks = self.mode.track(video, config)
-        self.mode.check_found(path, tracks.valid, config.min_valid_fraction)
-        if not saved.is_file():
-            save_motion(saved, self.mode, tracks)
+        elif how == "saved":
             info(f"{path}: saved its motion file {saved}; later runs with this driver reuse it")
         return tracks
 

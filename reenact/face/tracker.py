@@ -49,9 +49,13 @@ def track_face(frames: Iterable[np.ndarray], source_size: tuple[int, int], what:
     When several faces are visible the largest is kept, and a warning names ``what`` was tracked.
     """
     landmarks, found, crowded = detect_faces(frames, source_size)
-    if crowded:
-        warn(f"{what}: more than one face in {crowded} of {len(found)} frames; following the largest")
+    warn_crowded(what, crowded, len(found))
     return landmarks, found
+
+
+def warn_crowded(what: str, crowded: int, frames: int) -> None:
+    if crowded:
+        warn(f"{what}: more than one face in {crowded} of {frames} frames; following the largest")
 
 
 def detect_faces(frames: Iterable[np.ndarray], source_size: tuple[int, int],

@@ -15,9 +15,9 @@ from reenact.face.fan import face_boxes, fan_weights, track_ibug68
 from reenact.face.fitting import FaceFit, fit_clip
 from reenact.face.gaze import eye_look_weights, gaze_angles, raw_iris_offsets
 from reenact.face.model import NUM_LANDMARKS, load_face_model
-from reenact.face.tracker import detect_faces
+from reenact.face.tracker import detect_faces, warn_crowded
 from reenact.io import VideoInfo, iter_frames
-from reenact.progress import info, warn, with_progress
+from reenact.progress import info, with_progress
 
 # The fit's targets per landmark backend: the layout reenact/face/fitting.py fits.
 FIT_LAYOUTS = {"mediapipe": "mediapipe", "face_alignment": "ibug68"}
@@ -80,9 +80,7 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
     detected = track_in_chunks(track_face_chunk, video, detect_size, {}, workers, "tracking face")
     landmarks, valid = detected["landmarks"], detected["found"]
     seconds = time.perf_counter() - start
-    if detected["counts"].get("crowded"):
-        warn(f"{video.path}: more than one face in {detected['counts']['crowded']} of {len(valid)} frames; "
-             "following the largest")
+    warn_crowded(video.path, detected["counts"].get("crowded", 0), len(valid))
     info(f"tracked {len(landmarks)} frames in {seconds:.1f} s ({len(landmarks) / max(seconds, 1e-9):.1f} frames/s), "
          f"face found in {valid.mean() if len(valid) else 0:.1%}")
     if not valid.any():

@@ -32,8 +32,7 @@ class LiveLoop:
         self.absent_since: float | None = None
         self.said_absent = self.said_stalled = False
         self.warming = ""
-        self.taken = 0                                              # input frames processed
-        self.last_index = -1                                        # the last of them, counted in input frames
+        self.last_index = -1                                        # the last input frame processed
         self.timeline_frames = 0                                    # what a recording holds at the end
         # The translator and the outputs on a thread of their own (reenact/live/worker.py).
         self.worker = BackgroundWorker(self.translate_and_emit, "reenact-live-translator")
@@ -49,7 +48,7 @@ class LiveLoop:
                         continue
                     if self.config.max_frames is not None and frame.index >= self.config.max_frames:
                         break
-                    self.said_stalled, self.taken, self.last_index = False, self.taken + 1, frame.index
+                    self.said_stalled, self.last_index = False, frame.index
                     self.process(frame.image, frame.captured, frame.index)
                     self.report()
             except InputEnded as ended:
