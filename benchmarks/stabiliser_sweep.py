@@ -5,7 +5,8 @@
 The generator runs once over the held-out frames (fed its own unstabilised output, as always);
 then each setting's stabiliser runs over those frames. Prints, per setting, flicker over the real
 frames' (the fidelity benchmark's "flicker ×real") and sharpness (masked Laplacian energy over
-the real frames'). The settings in reenact/modes/ were chosen with it; a benchmark, not a test.
+the real frames'). The stabiliser follows the proxies' rendered flow, as `transfer` and `eval` do (--dis: DIS's
+estimate from the proxy images). The settings in reenact/modes/ were chosen with it; a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("checkpoint")
     parser.add_argument("--subject", help="default: the one it was trained on")
     parser.add_argument("--set", action="append", default=[], help="NAME=V1,V2,...: a StabiliserSettings field's values to try")
+    parser.add_argument("--dis", action="store_true", help="estimate the proxies' flow with DIS instead of rendering it")
     return parser.parse_args()
 
 
@@ -53,8 +55,9 @@ def main() -> None:
     held_out = range(clip.train_end, len(clip.frames))
     real = clip.frames[clip.train_end:].permute(0, 2, 3, 1).numpy()
     proxies = np.stack([clip.proxies[t][reenactor.drawn].permute(1, 2, 0).numpy() for t in held_out])
+    proxy_flows = [None if args.dis else reenactor.mode.own_flow(subject, t) for t in held_out]
     masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).numpy(), reenactor.mode)
-    raw = generate_held_out(reenactor, clip, StreamOptions(stabilise=False, enhance=False))
+    raw = generate_held_out(reenactor, clip, StreamOptions(stabilise=False, enhance=False), "unstabilised", subject)
     real_float = real.astype(np.float32) / 255
     flows = [metrics.real_frame_flow(real_float[t - 1], real_float[t]) for t in range(1, len(real))]
     real_flicker, real_energy = flicker(real, flows), high_frequency_energy(real, masks)
@@ -66,7 +69,7 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         settings = dataclasses.replace(base, **dict(zip(grid, values)))
         stabilise = TemporalStabiliser(settings)
-        shown = np.stack([stabilise(proxy, frame) for proxy, frame in zip(proxies, raw)])
+        shown = np.stack([stabilise(proxy, frame, flow) for proxy, frame, flow in zip(proxies, raw, proxy_flows)])
         label = ", ".join(f"{n}={v}" for n, v in zip(grid, values)) or "the mode's settings"
         print(f"{label:40s} flicker ×real {flicker(shown, flows) / real_flicker:5.2f}  sharpness {sharpness(shown):.2f}")
 

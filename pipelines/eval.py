@@ -46,7 +46,7 @@ def run(config: EvalConfig) -> dict:
     # 3. The systems' frames.
     features, present = mode.pose_features(subject, resolution)
     nearest, novel = held_out.nearest_frames(clip, features, present, gap=round(subject.meta["fps"]))
-    frames = {**{name: held_out.generate_held_out(reenactor, clip, options, name)
+    frames = {**{name: held_out.generate_held_out(reenactor, clip, options, name, subject)
                  for name, options in held_out.MODEL_SYSTEMS.items()},
               "nearest_neighbour": nearest}
     # 4. Metrics, per frame and overall.

@@ -11,7 +11,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Drive:
-    proxy: np.ndarray                      # (R, R, C) uint8 at the subject's resolution
+    proxy: np.ndarray | None               # (R, R, C) uint8 at the subject's resolution (None: a subject's
+                                           # own frame in eval, whose model proxy comes beside it)
+    flow: np.ndarray | None = None         # (R, R, 2) float32: where each proxy pixel was in the previous
+                                           # drive's proxy, rendered from the geometry (None: the stabiliser estimates it)
     face_crop: np.ndarray | None = None    # face: (x, y, size) in the target's frame
     head: np.ndarray | None = None         # body: (x, y, seen) in subject pixels
     points: np.ndarray | None = None       # the retargeted pose drawn: body (K, 3) keypoints in subject

@@ -157,7 +157,8 @@ class FrameStream:
 
     def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
         proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
-        return Output(proxy, self.finish(self.translate(proxy_window), proxy, drive), drive)
+        generated = self.translate(proxy_window, drive.flow if drive is not None else None)
+        return Output(proxy, self.finish(generated, proxy, drive), drive)
 
     def finish(self, generated: np.ndarray, proxy: np.ndarray, drive: Drive | None) -> np.ndarray:
         """The face enhancer around the driven head, then paste-back into the target's footage."""

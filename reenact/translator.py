@@ -93,8 +93,9 @@ class StreamingTranslator:
             self.stabiliser.reset()
 
     @torch.no_grad()
-    def __call__(self, proxy_window: torch.Tensor) -> np.ndarray:
-        """(C·window, R, R) uint8 proxies around t → (R, R, 3) uint8 frame t."""
+    def __call__(self, proxy_window: torch.Tensor, flow: np.ndarray | None = None) -> np.ndarray:
+        """(C·window, R, R) uint8 proxies around t → (R, R, 3) uint8 frame t; ``flow``: the proxy's
+        rendered backward flow to the previous frame's, when the drive has one (the stabiliser's)."""
         device = next(self.generator.parameters()).device
         proxies = to_model_range(proxy_window[None].to(device))
         if self.previous is None or not self.feedback:
@@ -104,4 +105,4 @@ class StreamingTranslator:
         if self.stabiliser is None:
             return generated
         proxy = center_proxy(proxy_window[None], self.window)[0, self.drawn]
-        return self.stabiliser(proxy.permute(1, 2, 0).cpu().numpy(), generated)
+        return self.stabiliser(proxy.permute(1, 2, 0).cpu().numpy(), generated, flow)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reenact.errors import ReenactError
-from reenact.face.crop import crop_square, face_crops, smooth_over_time
+from reenact.face.crop import crop_square, crops_around, face_crops, smooth_over_time
 from reenact.face.fitting import LAYOUTS, FitSettings, expression_prior_scale, fit_clip, fit_terms
 from reenact.face.gaze import eye_look_weights, irises_from_offsets, raw_iris_offsets
 from reenact.face.geometry import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_euler_degrees, project
@@ -192,11 +192,25 @@ def test_face_crops_are_fixed_size_and_smooth():
     landmarks[:, :468, :2] = np.random.default_rng(0).uniform(0, 40, (468, 2)) + 100
     landmarks[:, 10, :2], landmarks[:, 152, :2] = (120, 100), (120, 140)
     landmarks[25:, :, 0] += 30                                      # the head jumps sideways
-    crops = face_crops(landmarks, np.ones(50, bool), fps=25.0)
+    crops = face_crops(landmarks, np.ones(50, bool), 25.0, (640, 480))
     assert (crops[:, 2] == crops[0, 2]).all() and crops[0, 2] == round(2.6 * 40)
     steps = np.abs(np.diff(crops[:, 0]))
     assert steps.max() < 30 and crops[-1, 0] - crops[0, 0] == 30    # eased, and arrives
     np.testing.assert_allclose(smooth_over_time(np.ones((10, 2)), 2.0), 1.0)
+
+
+def test_a_close_up_is_cropped_to_the_picture_not_to_black_borders():
+    landmarks = np.zeros((10, 478, 3), np.float32)
+    landmarks[:, :468, :2] = np.random.default_rng(0).uniform(-100, 100, (468, 2)) + [240, 250]
+    landmarks[:, 10, :2], landmarks[:, 152, :2] = (240, 100), (240, 400)      # a 300 px face in a 480 px picture
+    crops = face_crops(landmarks, np.ones(10, bool), 25.0, (480, 480))
+    np.testing.assert_array_equal(crops, [[0, 0, 480]] * 10)                # 2.6 faces would be 780 px
+    wide = face_crops(landmarks, np.ones(10, bool), 25.0, (900, 480))
+    assert wide[0, 2] == 480 and wide[0, 1] == 0 and 0 <= wide[0, 0] <= 420   # inside, along both sides
+    small_face = face_crops(landmarks * [0.2, 0.2, 1], np.ones(10, bool), 25.0, (480, 480))
+    assert small_face[0, 2] == round(2.6 * 60) and small_face[0, 0] == 0     # by the picture's left edge, not past it
+    older = crops_around(np.array([[240.0, 250.0]]), 780, (480, 480))       # an older target's crop wider than the picture
+    np.testing.assert_array_equal(older, [[240 - 390, 250 - 390 + round(0.12 * 780), 780]])
 
 
 def test_crop_square_pads_outside_the_frame():

@@ -53,13 +53,14 @@ def test_the_one_euro_filter_is_causal():
 
 def test_causal_crop_follows_a_step_with_the_smoothing_time_constant():
     fps, size = 30.0, 100
-    crop = CausalCrop(fps, size)
+    crop = CausalCrop(fps, size, (1000, 1000))
     face = np.zeros((468, 2))
     face[:, 0], face[:, 1] = np.linspace(0, 40, 468), np.linspace(0, 40, 468)
-    assert tuple(crop(face)[:2]) == (20 - 50, 20 - 50 + 12)           # starts on the face, moved down for shoulders
+    face += 300                                                       # far from the picture's edges
+    assert tuple(crop(face)[:2]) == (320 - 50, 320 - 50 + 12)         # starts on the face, moved down for shoulders
     moved = face + [100, 0]
     x_after = [crop(moved)[0] for _ in range(round(fps * SMOOTHING_SECONDS))]
-    assert 60 <= x_after[-1] + 50 - 20 <= 66                          # 1 - 1/e of the 100 px step after one time constant
+    assert 60 <= x_after[-1] + 50 - 320 <= 66                         # 1 - 1/e of the 100 px step after one time constant
     assert all(np.diff(x_after) >= 0)
 
 
@@ -352,8 +353,10 @@ def test_live_generates_the_frames_offline_transfer_does(body_checkpoint, exampl
     keypoints = offline_points(body_checkpoint, example_target, ground_frames=warm_up_frames)
     renderer = SkeletonRenderer(target["subject_resolution"])
     centers, seen = head_centers(keypoints, target["track_config"]["min_confidence"])
-    offline_drives = [Drive(renderer.render(points), head=np.array([*center, head], np.float32), points=points)
-                      for points, center, head in zip(keypoints, centers, seen)]
+    flows = [None] + [renderer.backward_flow(now, before) for now, before in zip(keypoints[1:], keypoints[:-1])]
+    offline_drives = [Drive(renderer.render(points), flow, head=np.array([*center, head], np.float32), points=points)
+                      for points, flow, center, head in zip(keypoints, flows, centers, seen)]
+    assert all(drive.flow.shape == (*drive.proxy.shape[:2], 2) for drive in offline_drives[1:])
     offline = np.stack([output.frame for output in reenactor.run((reenactor.model_proxy(d), d) for d in offline_drives)])
     driver = reenactor.live_driver()
     driver.start(video.fps, (video.width, video.height))

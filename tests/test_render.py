@@ -62,3 +62,36 @@ def test_rendering_is_deterministic():
     keypoints = person_in(96)
     keypoints[:, :2] += np.random.default_rng(3).normal(0, 1.3, (layout.NUM_KEYPOINTS, 2))
     assert renderer.render(keypoints).tobytes() == SkeletonRenderer(96).render(keypoints.copy()).tobytes()
+
+
+def test_the_skeletons_rendered_flow_is_a_moved_persons_move_on_the_lines_and_around_them():
+    renderer = SkeletonRenderer(128)
+    before = person_in(128)
+    now = before.copy()
+    now[:, :2] += [3.0, -2.0]
+    flow = renderer.backward_flow(now, before)
+    drawn = renderer.render(now).max(axis=-1) > 0
+    np.testing.assert_allclose(flow[drawn], np.broadcast_to([-3.0, 2.0], flow[drawn].shape), atol=1e-4)
+    beside_the_shin = flow[int(now[P["left_knee"], 1] + 10), int(now[P["left_knee"], 0]) + 5]
+    np.testing.assert_allclose(beside_the_shin, [-3.0, 2.0], atol=0.05)                  # spread to the leg around it
+    assert (flow[:4] == 0).all() and (flow[:, :4] == 0).all()                              # far away: still
+
+
+def test_a_limbs_rendered_flow_follows_the_limb_and_agrees_with_dis():
+    from reenact.stabilise import optical_flow, warp
+
+    renderer = SkeletonRenderer(128)
+    before = person_in(128)
+    now = before.copy()
+    knee, ankle = P["left_knee"], P["left_ankle"]
+    now[ankle, :2] += [6.0, -3.0]                             # the shin swings from the knee
+    flow = renderer.backward_flow(now, before)
+    shin = now[knee, :2] + 0.8 * (now[ankle, :2] - now[knee, :2])
+    np.testing.assert_allclose(flow[int(round(shin[1])), int(round(shin[0]))], [-4.8, 2.4], atol=0.3)
+    previous, current = renderer.render(before), renderer.render(now)
+    estimated = optical_flow(previous, current)
+    lines = current.max(axis=-1) > 0
+    moving = lines & (np.linalg.norm(flow, axis=-1) > 1)
+    assert np.median(np.linalg.norm(flow[moving] - estimated[moving], axis=-1)) < 2.0
+    residual = lambda field: np.abs(warp(previous, field) - current.astype(np.float32))[moving].mean()
+    assert residual(flow) < residual(estimated)

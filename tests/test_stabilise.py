@@ -54,6 +54,31 @@ def test_a_moving_proxy_carries_the_previous_output_along_and_averages_out_the_n
     assert np.mean(shown_errors) < 0.6 * np.mean(raw_errors)
 
 
+def test_a_rendered_flow_is_followed_where_the_proxy_images_show_no_motion():
+    """A flat proxy gives DIS nothing to track; the geometry's flow still says where things went."""
+    rng = np.random.default_rng(0)
+    wide_scene = texture(96, 2)
+    flat_proxy = np.full((64, 64, 3), 128, np.uint8)
+    moved_by_two = np.broadcast_to(np.float32([-2.0, 0.0]), (64, 64, 2)).copy()    # from each pixel back to the last frame
+    errors = {}
+    for rendered in (True, False):
+        stabilise, shown_errors = TemporalStabiliser(FACE.stabiliser), []
+        for t in range(12):
+            clean = wide_scene[16:80, 32 - 2 * t:96 - 2 * t]
+            shown = stabilise(flat_proxy, noisy(clean, rng), moved_by_two if rendered and t else None)
+            if t >= 6:
+                shown_errors.append(np.abs(shown[8:-8, 8:-8].astype(float) - clean[8:-8, 8:-8]).mean())
+        errors[rendered] = np.mean(shown_errors)
+    assert errors[True] < 0.5 * errors[False]          # without it the still proxy holds a stale picture
+
+
+def test_a_rendered_flow_at_the_subjects_resolution_is_scaled_to_the_models():
+    from reenact.stabilise import resized_flow
+
+    flow = np.broadcast_to(np.float32([4.0, -2.0]), (128, 128, 2))
+    np.testing.assert_allclose(resized_flow(flow, 64), np.broadcast_to([2.0, -1.0], (64, 64, 2)))
+
+
 def test_where_the_proxy_changes_without_moving_the_new_frame_shows_through():
     proxy, scene = texture(64, 1), texture(64, 2)
     stabilise = TemporalStabiliser(FACE.stabiliser)
@@ -112,3 +137,95 @@ def test_on_a_real_clip_the_stabiliser_removes_most_of_the_added_flicker(body_su
     masked_error = lambda images: np.mean([np.abs(image - truth).mean(-1)[mask].mean()
                                            for image, truth, mask in zip(images, real, person)])
     assert masked_error(shown) < 1.4 * masked_error(generated)
+
+
+FACE_CROP_SIZE = 240.0     # source pixels: the face below is about 200 px tall
+
+
+def face_in_crop(model, yaw: float = 0.0, jaw_open: float = 0.0, shift=(0.0, 0.0)):
+    """A neutral-identity face's parameters in a crop that frames it, the head turned by ``yaw``
+    radians and the crop moved by ``shift`` source pixels."""
+    from reenact.face.geometry import axis_angle_to_matrix
+
+    rotation = axis_angle_to_matrix(torch.tensor([[0.0, yaw, 0.0]])).numpy()
+    expression = np.zeros((1, len(model.expression_names)), np.float32)
+    expression[0, model.expression_index("jawOpen")] = jaw_open
+    crop = np.array([[320.0 - FACE_CROP_SIZE / 2 + shift[0], 240.0 - FACE_CROP_SIZE / 2 + shift[1], FACE_CROP_SIZE]])
+    return (np.zeros(model.mesh_identity_basis.shape[0], np.float32), expression, rotation,
+            np.array([[0.0, 0.0, -60.0]]), 800.0, (320.0, 240.0), crop)
+
+
+def rendered_pair(renderer, before: tuple, after: tuple):
+    """The correspondence images of two frames and the rendered backward flow from the second to the first."""
+    images = [renderer.correspondence(*parameters)[0] for parameters in (before, after)]
+    flow = renderer.backward_flow(renderer.vertices_in_crops(*after), renderer.vertices_in_crops(*before))[0]
+    return images, flow
+
+
+def test_the_rendered_flow_of_a_moved_crop_is_the_move_exactly():
+    from reenact.face.model import load_face_model
+    from reenact.face.proxy import FaceProxyRenderer
+
+    model = load_face_model()
+    renderer = FaceProxyRenderer(model, 144)
+    (_, current), flow = rendered_pair(renderer, face_in_crop(model, shift=(3, 2)), face_in_crop(model))
+    covered = current.max(axis=-1) > 0
+    assert covered.mean() > 0.2
+    scale = 144 / FACE_CROP_SIZE
+    error = np.abs(flow[covered] - [-3.0 * scale, -2.0 * scale])
+    assert np.median(error) < 1e-3 and error.max() < 0.05      # float32 planes of the smallest triangles
+    assert (flow[~covered] == 0).all()
+
+
+def test_the_rendered_flow_agrees_with_dis_on_a_turning_head_and_carries_the_proxy_better():
+    from reenact.face.model import load_face_model
+    from reenact.face.proxy import FaceProxyRenderer
+    from reenact.stabilise import optical_flow, warp
+
+    model = load_face_model()
+    renderer = FaceProxyRenderer(model, 144)
+    (previous, current), rendered = rendered_pair(renderer, face_in_crop(model, yaw=0.0),
+                                                  face_in_crop(model, yaw=0.06, shift=(-2, 1)))
+    estimated = optical_flow(previous, current)
+    inside = cv2.erode((current.max(axis=-1) > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    moved = np.linalg.norm(rendered[inside], axis=-1)
+    assert np.median(moved) > 2.0                                        # the test has motion to find
+    disagreement = np.linalg.norm(rendered[inside] - estimated[inside], axis=-1)
+    # DIS finds the same motion, short of it on the smooth colour ramps (here 5.2 of 6.8 px)...
+    assert np.median(disagreement) < 0.3 * np.median(moved)
+    # ... so the rendered flow carries the previous proxy onto the current one better (0.55 levels against 1.93).
+    residual = lambda flow: np.abs(warp(previous, flow) - current.astype(np.float32))[inside].mean()
+    assert residual(rendered) < 0.5 * residual(estimated)
+
+
+def test_the_rendered_flow_follows_each_lip_where_the_mouth_opens():
+    from reenact.face.model import load_face_model
+    from reenact.face.proxy import FaceProxyRenderer
+
+    model = load_face_model()
+    renderer = FaceProxyRenderer(model, 144)
+    (_, current), flow = rendered_pair(renderer, face_in_crop(model), face_in_crop(model, jaw_open=0.6))
+    rows = np.nonzero(current[:, 72].max(axis=-1) > 0)[0]
+    vertical = flow[rows, 72, 1]
+    # The chin came down: its pixels were higher before (negative backward flow); the brow stayed.
+    assert vertical[-5:].mean() < -2.0 and abs(vertical[:5].mean()) < 0.3
+
+
+def test_a_batch_of_rendered_flows_gives_each_frame_its_own():
+    from reenact.face.model import load_face_model
+    from reenact.face.proxy import FaceProxyRenderer
+
+    model = load_face_model()
+    renderer = FaceProxyRenderer(model, 96)
+    stack = lambda frames: tuple(np.concatenate([f[k] for f in frames]) if k not in (0, 4, 5) else frames[0][k]
+                                 for k in range(7))
+    befores = [face_in_crop(model, shift=(3, 0)), face_in_crop(model, yaw=0.05)]
+    afters = [face_in_crop(model), face_in_crop(model, jaw_open=0.5)]
+    batched = renderer.backward_flow(renderer.vertices_in_crops(*stack(afters)), renderer.vertices_in_crops(*stack(befores)))
+    for k in range(2):
+        alone = renderer.backward_flow(renderer.vertices_in_crops(*afters[k]), renderer.vertices_in_crops(*befores[k]))[0]
+        np.testing.assert_allclose(batched[k], alone, atol=1e-4)
+    assert not np.allclose(batched[0], batched[1], atol=0.5)
+    # The flow rides along in the same rasterisation: the proxy drawn with it is the proxy drawn without.
+    current, previous = renderer.vertices_in_crops(*stack(afters)), renderer.vertices_in_crops(*stack(befores))
+    np.testing.assert_array_equal(renderer.draw(current, previous)[0], renderer.draw(current)[0])

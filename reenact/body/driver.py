@@ -34,6 +34,7 @@ class BodyDriver:
         self.warm = WarmUp(BODY_WARMUP_SECONDS)
         self.ground: dict | None = None
         self.last_seen = False                 # a person in the last frame
+        self.last_points: np.ndarray | None = None    # the last drive's skeleton, for the rendered flow
         self._stack = contextlib.ExitStack()
         with native_stderr_silenced():
             self.model = self._stack.enter_context(holistic_model())
@@ -58,6 +59,7 @@ class BodyDriver:
         keypoints[:, :2] = self.smooth(keypoints[:, :2] / self.scale, present) * self.scale
         self.last_seen = bool(person_found(keypoints, self.min_confidence))
         if not self.last_seen:
+            self.last_points = None
             return None
         if self.warm.gather(keypoints, seconds):
             # Until the warm-up is over, the statistics of the frames so far: a rough start beats none.
@@ -67,7 +69,10 @@ class BodyDriver:
             return None
         in_crop = normalize_into_crop(keypoints[None], np.ones(1, bool), self.ground, self.target)
         centers, seen = head_centers(in_crop, self.min_confidence)
-        return Drive(self.renderer.render(in_crop[0]), head=np.array([*centers[0], seen[0]], np.float32), points=in_crop[0])
+        flow = self.renderer.backward_flow(in_crop[0], self.last_points) if self.last_points is not None else None
+        self.last_points = in_crop[0]
+        return Drive(self.renderer.render(in_crop[0]), flow, head=np.array([*centers[0], seen[0]], np.float32),
+                     points=in_crop[0])
 
     def rest(self) -> Drive:
         """An empty proxy: the target's background, or what the model paints for nobody."""

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from reenact.body import layout
+from reenact.stabilise import spread_flow
 
 SUBPIXEL_BITS = 4
 SUBPIXEL_SCALE = 1 << SUBPIXEL_BITS
@@ -84,3 +85,50 @@ class SkeletonRenderer:
         for name, chains in self._face_chains.items():
             cv2.polylines(image, [fixed[c] for c in chains], False, layout.FACE_CHAIN_COLORS[name],
                           self.face_width, cv2.LINE_AA, SUBPIXEL_BITS)
+
+    def backward_flow(self, keypoints: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """(R, R, 2) float32: for each pixel of the skeleton drawn from ``keypoints``, where that point
+        of its limb was in the skeleton of ``previous`` minus where it is, each limb's motion
+        interpolated along it; spread from the lines to the person around them (a sixteenth of the
+        image), since the lines are thin and the person is not. The stabiliser's flow, rendered
+        from the keypoints rather than estimated from the images."""
+        now, before = layout.with_neck(keypoints), layout.with_neck(previous)
+        both = (now[:, 2] >= self.style.min_confidence) & (before[:, 2] >= self.style.min_confidence)
+        segments = np.array(list(self._segments(both)), np.int64).reshape(-1, 3)
+        owner = self._segment_owners(now, segments)
+        rows, columns = np.nonzero(owner >= 0)
+        first, last = segments[owner[rows, columns], 0], segments[owner[rows, columns], 1]
+        start, along = now[first, :2], now[last, :2] - now[first, :2]
+        pixels = np.stack([columns, rows], axis=1).astype(np.float64)
+        length2 = (along ** 2).sum(axis=1)
+        share = np.clip(((pixels - start) * along).sum(axis=1) / np.maximum(length2, 1e-9), 0, 1)[:, None]
+        motion = before[:, :2] - now[:, :2]
+        flow = np.zeros((self.resolution, self.resolution, 2), np.float32)
+        flow[rows, columns] = (1 - share) * motion[first] + share * motion[last]
+        return spread_flow(flow, (owner >= 0).astype(np.float32))
+
+    def _segment_owners(self, points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+        """(R, R) int32: the index of the segment drawn last at each pixel (-1: none), each line a
+        pixel wider on both sides than the skeleton's, to cover its antialiased edge."""
+        owner = np.full((self.resolution, self.resolution), -1, np.int32)
+        fixed = np.round(points[:, :2] * SUBPIXEL_SCALE).clip(-(1 << 20), 1 << 20).astype(np.int32)
+        for index, (a, b, width) in enumerate(segments):
+            if a == b:
+                cv2.circle(owner, fixed[a], (width // 2 + 1) * SUBPIXEL_SCALE, index, -1, cv2.LINE_8, SUBPIXEL_BITS)
+            else:
+                cv2.line(owner, fixed[a], fixed[b], index, int(width) + 2, cv2.LINE_8, SUBPIXEL_BITS)
+        return owner
+
+    def _segments(self, both: np.ndarray):
+        """(a, b, width) of every line the skeleton draws, face first and body last, as ``draw`` does;
+        a joint's disc is a segment from the joint to itself."""
+        if both[layout.FACE_START]:
+            for chains in self._face_chains.values():
+                yield from ((a, b, self.face_width) for chain in chains for a, b in zip(chain[:-1], chain[1:])
+                            if both[a] and both[b])
+        for start in (layout.LEFT_HAND_START, layout.RIGHT_HAND_START):
+            if both[start]:
+                yield from ((start + a, start + b, self.hand_width) for finger in layout.HAND_FINGERS
+                            for a, b in zip(finger[:-1], finger[1:]) if both[start + a] and both[start + b])
+        yield from ((a, b, self.body_width) for a, b in layout.BODY_LIMBS if both[a] and both[b])
+        yield from ((joint, joint, 2 * self.joint_radius) for joint in layout.BODY_JOINTS if both[joint])

@@ -15,6 +15,7 @@ import torch
 
 from reenact.config import EvalConfig, config_dict
 from reenact.data import SubjectClip
+from reenact.drive import Drive
 from reenact.evaluation import metrics, report
 from reenact.evaluation.appearance import ViewerFigures, quiet_nan, reference_picks
 from reenact.evaluation.systems import NOVELTY_QUANTILE, nearest_neighbours, novelty_threshold
@@ -39,10 +40,13 @@ MODEL_SYSTEMS = {"model": StreamOptions(enhance=False),
                  "model_no_temporal": StreamOptions(feedback=False, stabilise=False, enhance=False)}
 
 
-def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOptions, name: str) -> np.ndarray:
+def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOptions, name: str,
+                      subject: Subject | None = None) -> np.ndarray:
     """(N, R, R, 3) uint8 frames for the held-out range, in order, from the subject's own proxies;
-    ``name`` is the system's, for the progress line."""
-    proxies = ((clip.proxies[t], None) for t in range(clip.train_end, len(clip.frames)))
+    ``name`` is the system's, for the progress line. With the ``subject``, the stabiliser follows
+    its proxies' rendered flow, as in `transfer`."""
+    drive = lambda t: Drive(None, reenactor.mode.own_flow(subject, t)) if subject is not None and options.stabilise else None
+    proxies = ((clip.proxies[t], drive(t)) for t in range(clip.train_end, len(clip.frames)))
     outputs = with_progress(reenactor.run(proxies, options), f"generating {name} frames", len(clip.frames) - clip.train_end)
     return np.stack([output.frame for output in outputs])
 

@@ -43,11 +43,12 @@ class FaceDriver:
         self.driver: DriverFace | None = None
         self.fit: OnlineFaceFit | None = None
         self.last_seen = False                 # a face in the last frame (warm-up frames included)
+        self.last_vertices: torch.Tensor | None = None    # the last drive's mesh, for the rendered flow
 
     def start(self, fps: float, frame_size: tuple[int, int]) -> None:
         self.frame_size = frame_size
         self.detector.width, self.detector.height = frame_size
-        self.crop = CausalCrop(fps, self.target["crop_size"])
+        self.crop = CausalCrop(fps, self.target["crop_size"], self.target["image_size"])
 
     @property
     def warming_up(self) -> str:
@@ -62,6 +63,7 @@ class FaceDriver:
             landmarks = self.detector(detection_frame(frame, self.target["track_config"]["detect_size"]))
         self.last_seen = landmarks is not None
         if landmarks is None:
+            self.last_vertices = None
             if self.fit is not None:
                 self.fit.lose()
             return None
@@ -74,8 +76,9 @@ class FaceDriver:
                                          (self.driver.mean_rotation, self.driver.mean_translation), self.target,
                                          self.edits, self.model)
         crop = self.crop(retargeted["landmarks"][0])
-        proxy = render_retargeted(self.renderer, retargeted, face.iris_offsets[None], crop[None], self.target)[0]
-        return Drive(proxy, face_crop=crop, points=retargeted["landmarks"][0])
+        proxies, self.last_vertices, flows = render_retargeted(self.renderer, retargeted, face.iris_offsets[None],
+                                                               crop[None], self.target, self.last_vertices)
+        return Drive(proxies[0], flows[0] if flows is not None else None, face_crop=crop, points=retargeted["landmarks"][0])
 
     def start_fit(self) -> None:
         """Fit the warm-up's faces, then start the online fit from them.
@@ -91,9 +94,9 @@ class FaceDriver:
         rotation, translation = np.array(self.target["mean_rotation"]), np.array(self.target["mean_translation"])
         retargeted = retarget_parameters(np.zeros((1, len(self.model.expression_names))), rotation[None], translation[None],
                                          (rotation, translation), self.target, (), self.model)
-        crop = crops_around(face_centers(retargeted["landmarks"]), self.target["crop_size"])[0]
-        proxy = render_retargeted(self.renderer, retargeted, np.zeros((1, 2, 3)), crop[None], self.target)[0]
-        return Drive(proxy, face_crop=crop)
+        crop = crops_around(face_centers(retargeted["landmarks"]), self.target["crop_size"], self.target["image_size"])[0]
+        proxies = render_retargeted(self.renderer, retargeted, np.zeros((1, 2, 3)), crop[None], self.target)[0]
+        return Drive(proxies[0], face_crop=crop)
 
     def close(self) -> None:
         self.detector.close()

@@ -33,14 +33,43 @@ class FaceProxyRenderer:
                        translation: np.ndarray, focal: float, image_center: tuple[float, float],
                        crops: np.ndarray) -> np.ndarray:
         """(B, R, R, 3) uint8 correspondence images of B frames, each in its own crop (x, y, size)."""
+        return self.draw(self.vertices_in_crops(identity, expression, rotation, translation, focal, image_center, crops))[0]
+
+    @torch.no_grad()
+    def vertices_in_crops(self, identity: np.ndarray, expression: np.ndarray, rotation: np.ndarray,
+                          translation: np.ndarray, focal: float, image_center: tuple[float, float],
+                          crops: np.ndarray) -> torch.Tensor:
+        """(B, V, 3): the mesh's vertices in each frame's crop, in pixels of this resolution (y down), and their depth."""
         tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
         vertices = self.model.mesh(tensor(identity), tensor(expression))
         pixels, depth = project(vertices, tensor(rotation), tensor(translation), tensor(focal), image_center)
         crops_t = tensor(crops)
         in_crop = (pixels - crops_t[:, None, :2]) * (self.resolution / crops_t[:, None, 2:3])
-        images, _ = rasterize(torch.cat([in_crop, depth[..., None]], dim=-1), self.model.mesh_triangles,
-                              self.colors, (self.resolution, self.resolution))
-        return images.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        return torch.cat([in_crop, depth[..., None]], dim=-1)
+
+    @torch.no_grad()
+    def draw(self, vertices: torch.Tensor, previous: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """One rasterisation of B frames' ``vertices_in_crops``: (B, R, R, 3) uint8 correspondence
+        images and, given the vertices of the frames before them, (B, R, R, 2) float32 backward
+        flows: for each pixel the mesh covers now, where its surface point was in the previous
+        proxy minus where it is. 0 off the mesh: spreading it to the hair around, as the body's is,
+        cost d6 held-out sharpness 0.51 → 0.38 for flicker 1.22 → 1.25× real. The stabiliser's
+        flow, rendered from the geometry rather than estimated from the images: exact, and a lip
+        never matches the other lip (they share a colour in the neutral mesh)."""
+        attributes = self.colors
+        if previous is not None:
+            attributes = torch.cat([self.colors.expand(len(vertices), -1, -1), previous[..., :2]], dim=-1)
+        images, covered = rasterize(vertices, self.model.mesh_triangles, attributes, (self.resolution, self.resolution))
+        rgb = images[..., :3].round().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        if previous is None:
+            return rgb, None
+        centres = torch.arange(self.resolution, dtype=torch.float32, device=self.device) + 0.5
+        now = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1)
+        return rgb, ((images[..., 3:] - now) * covered[..., None]).cpu().numpy()
+
+    def backward_flow(self, current: torch.Tensor, previous: torch.Tensor) -> np.ndarray:
+        """(B, R, R, 2) ``draw``'s flows alone."""
+        return self.draw(current, previous)[1]
 
     def eye_map(self, landmarks: np.ndarray, irises: np.ndarray, crop: np.ndarray) -> np.ndarray:
         """(R, R) uint8 eye-gaze map from (468+, 2) fitted landmarks and (2, 3) iris x, y, radius, in source pixels."""
@@ -58,6 +87,16 @@ class FaceProxyRenderer:
                focal: float, image_center: tuple[float, float], crops: np.ndarray, landmarks: np.ndarray,
                irises: np.ndarray) -> np.ndarray:
         """(B, R, R, 4) uint8 proxies for B frames."""
-        rgb = self.correspondence(identity, expression, rotation, translation, focal, image_center, crops)
+        return self.render_moving(identity, expression, rotation, translation, focal, image_center, crops, landmarks,
+                                  irises)[0]
+
+    def render_moving(self, identity: np.ndarray, expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                      focal: float, image_center: tuple[float, float], crops: np.ndarray, landmarks: np.ndarray,
+                      irises: np.ndarray, previous: torch.Tensor | None = None
+                      ) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
+        """``render``, with the frames' vertices (for the next frames' flow) and, given the vertices
+        of the frames before, ``draw``'s flows, from the same rasterisation."""
+        vertices = self.vertices_in_crops(identity, expression, rotation, translation, focal, image_center, crops)
+        rgb, flows = self.draw(vertices, previous)
         eyes = np.stack([self.eye_map(l, i, c) for l, i, c in zip(landmarks, irises, crops)])
-        return np.concatenate([rgb, eyes[..., None]], axis=-1)
+        return np.concatenate([rgb, eyes[..., None]], axis=-1), vertices, flows

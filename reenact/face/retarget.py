@@ -111,34 +111,47 @@ def image_center(target: dict) -> tuple[float, float]:
 
 
 def render_retargeted(renderer: FaceProxyRenderer, retargeted: dict[str, np.ndarray], iris_offsets: np.ndarray,
-                      crops: np.ndarray, target: dict) -> np.ndarray:
+                      crops: np.ndarray, target: dict, previous: torch.Tensor | None = None
+                      ) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
     """(B, R, R, 4) proxies of B retargeted frames, the source's raw (B, 2, 3) iris offsets placed on
-    the target's irises, each frame in its crop of the target's frame."""
+    the target's irises, each frame in its crop of the target's frame; their mesh vertices; and,
+    given the vertices of the frames before (``retargeted_vertices``), their rendered flows."""
     offsets = iris_offsets.copy()
     offsets[..., 2] = target["iris_radius"]          # the target's irises, moved as the source's
     irises = irises_from_offsets(retargeted["landmarks"], offsets)
-    return renderer.render(np.array(target["identity"], np.float32), retargeted["expression"], retargeted["rotation"],
-                           retargeted["translation"], target["focal"], image_center(target), crops,
-                           retargeted["landmarks"], irises)
+    return renderer.render_moving(np.array(target["identity"], np.float32), retargeted["expression"],
+                                  retargeted["rotation"], retargeted["translation"], target["focal"],
+                                  image_center(target), crops, retargeted["landmarks"], irises, previous)
+
+
+def retargeted_vertices(renderer: FaceProxyRenderer, retargeted: dict[str, np.ndarray], crops: np.ndarray,
+                        target: dict) -> torch.Tensor:
+    """(B, V, 3) the target's mesh of B retargeted frames in their crops, for the rendered flow."""
+    return renderer.vertices_in_crops(np.array(target["identity"], np.float32), retargeted["expression"],
+                                      retargeted["rotation"], retargeted["translation"], target["focal"],
+                                      image_center(target), crops)
 
 
 def proxy_source(tracks, target: dict, edits: tuple[str, ...] = ()
-                 ) -> tuple[Callable[[int], np.ndarray], np.ndarray, dict[str, np.ndarray]]:
-    """(t → (R, R, 4) uint8 proxy at the subject's resolution, (T, 3) crops in the target's frame,
-    the retargeted parameters)."""
+                 ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], np.ndarray, dict[str, np.ndarray]]:
+    """(t → ((R, R, 4) uint8 proxy at the subject's resolution, (R, R, 2) its backward flow to the
+    proxy of t - 1), (T, 3) crops in the target's frame, the retargeted parameters)."""
     model = load_face_model()
     retargeted = retarget_tracks(tracks, target, edits, model)
-    crops = face_crops(retargeted["landmarks"], tracks.valid, fps=tracks.fps, size=target["crop_size"])
+    crops = face_crops(retargeted["landmarks"], tracks.valid, tracks.fps, target["image_size"], size=target["crop_size"])
     renderer = FaceProxyRenderer(model, target["subject_resolution"])
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    pick = lambda frames: {key: values[frames] for key, values in retargeted.items()}
 
-    def proxy(t: int) -> np.ndarray:
+    def proxy_and_flow(t: int) -> tuple[np.ndarray, np.ndarray]:
         if t not in cache:
             cache.clear()
-            batch = slice(t, t + RENDER_BATCH)
-            rendered = render_retargeted(renderer, {k: v[batch] for k, v in retargeted.items()},
-                                         tracks.iris_offsets[batch], crops[batch], target)
-            cache.update({t + i: image for i, image in enumerate(rendered)})
+            frames = np.arange(t, min(t + RENDER_BATCH, len(crops)))
+            before = np.maximum(frames - 1, 0)
+            previous = retargeted_vertices(renderer, pick(before), crops[before], target)
+            proxies, _, flows = render_retargeted(renderer, pick(frames), tracks.iris_offsets[frames], crops[frames],
+                                                  target, previous)
+            cache.update({int(frame): pair for frame, pair in zip(frames, zip(proxies, flows))})
         return cache[t]
 
-    return proxy, crops, retargeted
+    return proxy_and_flow, crops, retargeted

@@ -100,7 +100,7 @@ def track_face_clip(video: VideoInfo, detect_size: tuple[int, int], device: torc
     expression = fit.expression.copy()
     for name, weights in eye_look_weights(landmarks, model.expression_names).items():
         expression[:, model.expression_index(name)] = weights
-    crops = face_crops(landmarks, valid, video.fps, size=crop_size)
+    crops = face_crops(landmarks, valid, video.fps, (video.width, video.height), size=crop_size)
     return FaceTracks(valid, landmarks, fit, expression, gaze_angles(landmarks), raw_iris_offsets(landmarks),
                       crops, (video.width, video.height), video.fps, landmarks68, seconds)
 

@@ -92,6 +92,11 @@ class Mode:
         or anything sliced like one along frames, as `reenact.data.load_clip` reads it)."""
         return subject.proxies()
 
+    def own_flow(self, subject, t: int) -> np.ndarray:
+        """(R, R, 2) the rendered backward flow of the subject's own proxy of frame t to that of
+        t - 1, at the subject's resolution: what the stabiliser follows on held-out frames."""
+        raise NotImplementedError
+
     # transfer and live
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         raise NotImplementedError

@@ -76,6 +76,12 @@ class BodyMode(Mode):
 
         return WithReference(subject.proxies(), self._keypoints_in_model(subject, subject.resolution), reference)
 
+    def own_flow(self, subject, t: int) -> np.ndarray:
+        from reenact.body.skeleton import SkeletonRenderer
+
+        points = self._keypoints_in_model(subject, subject.resolution)
+        return SkeletonRenderer(subject.resolution).backward_flow(points[t], points[max(t - 1, 0)])
+
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         if edits or paste_back:
             raise ReenactError(f"{checkpoint}: --edit and --paste-back need a face checkpoint, this one is {self.name}")
@@ -99,8 +105,9 @@ class BodyMode(Mode):
         renderer = SkeletonRenderer(target["subject_resolution"])
         centers, seen = head_centers(in_crop, target["track_config"]["min_confidence"])
         heads = np.concatenate([centers, seen[:, None]], axis=1)
+        flow = lambda t: renderer.backward_flow(in_crop[t], in_crop[t - 1]) if t > 0 else None
         return Motion(len(tracks.valid), tracks.valid,
-                      drive=lambda t: Drive(renderer.render(in_crop[t]), head=heads[t], points=in_crop[t]),
+                      drive=lambda t: Drive(renderer.render(in_crop[t]), flow(t), head=heads[t], points=in_crop[t]),
                       wanted=lambda resolution: retargeted_body(in_crop, tracks.valid, target["subject_resolution"],
                                                                 resolution))
 

@@ -4,6 +4,7 @@ target's identity."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,14 @@ import numpy as np
 from reenact.errors import ReenactError
 from reenact.modes.base import Mode, Motion, enlarged
 from reenact.stabilise import StabiliserSettings
+
+
+@functools.lru_cache(maxsize=2)
+def proxy_renderer(resolution: int):
+    from reenact.face.model import load_face_model
+    from reenact.face.proxy import FaceProxyRenderer
+
+    return FaceProxyRenderer(load_face_model(), resolution)
 
 
 class FaceMode(Mode):
@@ -56,6 +65,14 @@ class FaceMode(Mode):
 
         return face_regions(subject.tracks, subject.resolution)
 
+    def own_flow(self, subject, t: int) -> np.ndarray:
+        tracks, renderer = subject.tracks, proxy_renderer(subject.resolution)
+        center = (tracks["image_size"][0] / 2, tracks["image_size"][1] / 2)
+        vertices = lambda f: renderer.vertices_in_crops(tracks["identity"], tracks["expression"][[f]], tracks["rotation"][[f]],
+                                                        tracks["translation"][[f]], float(tracks["focal"]), center,
+                                                        tracks["crops"][[f]])
+        return renderer.backward_flow(vertices(t), vertices(max(t - 1, 0)))[0]
+
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         from reenact.face.retarget import parse_edits
 
@@ -78,10 +95,10 @@ class FaceMode(Mode):
         from reenact.evaluation.cross import retargeted_face
         from reenact.face.retarget import proxy_source
 
-        proxy, crops, retargeted = proxy_source(tracks, target, edits)
+        proxy_and_flow, crops, retargeted = proxy_source(tracks, target, edits)
         landmarks = retargeted["landmarks"]
         return Motion(len(tracks.valid), tracks.valid,
-                      drive=lambda t: Drive(proxy(t), face_crop=crops[t], points=landmarks[t]),
+                      drive=lambda t: Drive(*proxy_and_flow(t), face_crop=crops[t], points=landmarks[t]),
                       wanted=lambda resolution: retargeted_face(retargeted, crops, tracks.valid, resolution))
 
     def live_driver(self, target: dict, edits: tuple[str, ...], device):

@@ -29,11 +29,11 @@ def rasterize(vertices: torch.Tensor, triangles: torch.Tensor, attributes: torch
     """Draw a batch of meshes that share triangles and per-vertex attributes.
 
     vertices: (B, V, 3) x, y in pixels (y down) and depth (larger is farther); triangles: (F, 3);
-    attributes: (V, C), interpolated per pixel. Returns (B, H, W, C) images (zeros outside the
+    attributes: (V, C), or (B, V, C) for each frame its own, interpolated per pixel. Returns (B, H, W, C) images (zeros outside the
     mesh) and (B, H, W) masks.
     """
     width, height = size
-    batch, channels = vertices.shape[0], attributes.shape[1]
+    batch, channels = vertices.shape[0], attributes.shape[-1]
     corners = vertices.float().index_select(1, triangles.view(-1)).view(-1, 3, 3)   # (B·F, 3, 3)
     face_of = torch.arange(len(triangles), device=vertices.device).repeat(batch)
     frame_of = torch.arange(batch, device=vertices.device).repeat_interleave(len(triangles))
@@ -53,8 +53,12 @@ def rasterize(vertices: torch.Tensor, triangles: torch.Tensor, attributes: torch
         nearest.scatter_reduce_(0, pixel, key, reduce="amin")
     covered = torch.nonzero(nearest != EMPTY).squeeze(1)
     winner = nearest[covered] & 0xFFFFFFFF
-    corner_values = attributes.float().index_select(0, triangles.view(-1)).view(len(triangles), 3, channels)
-    value_planes = torch.einsum("nep,nec->npc", edges, corner_values.index_select(0, face_of)).reshape(-1, 3 * channels)
+    if attributes.dim() == 3:      # each frame's own
+        corner_values = attributes.float()[frame_of[:, None], triangles.index_select(0, face_of)]
+    else:
+        corner_values = attributes.float().index_select(0, triangles.view(-1)).view(len(triangles), 3, channels)
+        corner_values = corner_values.index_select(0, face_of)
+    value_planes = torch.einsum("nep,nec->npc", edges, corner_values).reshape(-1, 3 * channels)
     images = attributes.new_zeros(batch * height * width, channels)
     images[covered] = _evaluate(value_planes.index_select(0, winner).view(-1, 3, channels), covered, size).to(attributes.dtype)
     masks = torch.zeros(batch * height * width, dtype=torch.bool, device=vertices.device)
