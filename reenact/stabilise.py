@@ -2,8 +2,9 @@
 
 A per-subject translator trained for minutes on a CPU paints each frame's fine detail a little
 differently: its frames flicker at 2 to 3 times the real footage's rate even where nothing moves.
-The proxies are the clean motion signal (tracked, smoothed, rendered), so their optical flow says
-where the previous output's pixels went. Each new frame is blended with the previous output
+The proxies are the clean motion signal (tracked, smoothed, rendered), so their motion says where
+the previous output's pixels went: rendered from the geometry that drew them when the drive
+carries it (``Drive.flow``), else DIS optical flow of the proxy images. Each new frame is blended with the previous output
 warped along that flow, except where the proxy changed in a way the flow does not explain
 (a mouth opening, a limb appearing) and where the content is new (it came in over the border),
 where the new frame is taken as it is. Away from the drawn proxy the flow is taken as still. While
@@ -40,11 +41,11 @@ def spread_flow(flow: np.ndarray, known: np.ndarray) -> np.ndarray:
     pixels' flow averaged with a Gaussian's weights (normalised convolution), whole to a
     thirty-second of the image away and fading to 0 at a sixteenth: the person around a skeleton's
     thin lines moves with them (DIS spreads its estimate likewise)."""
-    reach = max(1, flow.shape[0] // 16)
-    weight = cv2.GaussianBlur(known, (0, 0), reach / 2)
-    spread = cv2.GaussianBlur(flow * known[..., None], (0, 0), reach / 2) / np.maximum(weight, 1e-6)[..., None]
+    near = reach(flow.shape[0])
+    weight = cv2.GaussianBlur(known, (0, 0), near / 2)
+    spread = cv2.GaussianBlur(flow * known[..., None], (0, 0), near / 2) / np.maximum(weight, 1e-6)[..., None]
     distance = cv2.distanceTransform((known == 0).astype(np.uint8), cv2.DIST_L2, 3)
-    fade = np.clip(2 - 2 * distance / reach, 0, 1)[..., None]
+    fade = np.clip(2 - 2 * distance / near, 0, 1)[..., None]
     return np.where(known[..., None] > 0, flow, spread * fade).astype(np.float32)
 
 
@@ -77,12 +78,17 @@ def drawn_near(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     static camera's background is still."""
     drawn = ((previous.max(axis=-1) > 0) | (current.max(axis=-1) > 0)).astype(np.float32)
     near = cv2.dilate(drawn, neighbourhood(drawn.shape[0]))
-    return cv2.GaussianBlur(near, (0, 0), max(1, drawn.shape[0] // 16) / 2)[..., None]
+    return cv2.GaussianBlur(near, (0, 0), reach(drawn.shape[0]) / 2)[..., None]
+
+
+def reach(size: int) -> int:
+    """A sixteenth of the image, at least a pixel: how far the stabiliser looks around the drawn proxy."""
+    return max(1, size // 16)
 
 
 def neighbourhood(size: int) -> np.ndarray:
-    reach = max(1, size // 16)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    radius = reach(size)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def spread(unexplained: np.ndarray) -> np.ndarray:
