@@ -60,7 +60,8 @@ def run(config: TrainConfig) -> Path:
         plate = subject.background() if config.background else None
         arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales,
                                     background=plate is not None, generator=config.generator,
-                                    neural_texture=config.neural_texture and subject.mode.has_texture_coordinates)
+                                    neural_texture=config.neural_texture and subject.mode.has_texture_coordinates,
+                                    texture_composite=config.texture_composite)
         if clip.head_centers is not None:
             arguments |= face_enhancer_arguments(preset, subject.proxies().shape[-1], face_crop_size(preset.resolution))
         perceptual, perceptual_record = perceptual_loss(config, world)

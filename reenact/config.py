@@ -85,6 +85,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute the residual blocks in backward: less memory, more compute
     generator: str = "unet"              # unet (skip connections at every level) | global (pix2pixHD's, no skips)
     neural_texture: bool = True          # faces: a learned texture on the mesh, started from the training frames
+    texture_composite: bool = True       # faces: where the generator's mask says, the frame shows the texture's colours
     reference_frame: bool = True         # bodies: a training frame warped limb by limb to each pose, beside the skeleton
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 

@@ -57,13 +57,46 @@ def test_gradients_reach_the_neural_texture_only_where_the_face_samples_it():
     generator = TexturedGenerator(UNetGenerator(4 * 3 + 3 + 4, ngf=8, n_downsample=2, n_blocks=1), texture, 4, 3)
     proxies = face_proxy_window()
     x = torch.cat([proxies, torch.zeros(1, 3, 32, 32)], dim=1)
-    sampled = generator.sample(x)
+    sampled, covered = generator.sample(x)
     assert sampled.shape == (1, 4, 32, 32) and (sampled[..., 16:] == 0).all()     # off the face: nothing
+    assert covered[..., :16].all() and not covered[..., 16:].any()
     generator(x).square().mean().backward()
     finest = texture.levels[0].grad[0].abs().sum(dim=0)
     assert all(level.grad.abs().sum() > 0 for level in texture.levels)
     # The face's u spans [-0.9, 0) of the texture's width: texels right of its centre get nothing.
     assert finest[:, :30].sum() > 0 and finest[:, 34:].sum() == 0
+
+
+def test_the_composite_shows_the_textures_colours_where_its_mask_says_and_the_painting_elsewhere():
+    torch.manual_seed(0)
+    texture = NeuralTexture(channels=4, size=64, levels=3)
+    texture.initialise(torch.linspace(-0.8, 0.8, 3 * 64 * 64).view(3, 64, 64))
+    unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
+    generator = TexturedGenerator(unet, texture, 4, 3, composite=True)
+    x = torch.cat([face_proxy_window(), torch.zeros(1, 3, 32, 32)], dim=1)
+    sampled, covered = generator.sample(x)
+    with torch.no_grad():
+        unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 50.0]))   # tanh → mask 1 everywhere
+        shown = generator(x)
+        painted = unet(torch.cat([x, sampled], dim=1))
+    assert shown.shape == (1, 3, 32, 32)
+    assert torch.allclose(shown[..., :16], sampled[:, :3, :, :16], atol=1e-5)        # the face: the texture
+    assert torch.allclose(shown[..., 16:], painted[:, :3, :, 16:], atol=1e-6)        # off it: the painting
+    with torch.no_grad():
+        unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -50.0]))  # mask 0: the painting everywhere
+        assert torch.allclose(generator(x), unet(torch.cat([x, sampled], dim=1))[:, :3], atol=1e-6)
+        unet.head[1].bias.zero_()
+    generator(x).square().mean().backward()
+    assert texture.levels[0].grad.abs().sum() > 0 and unet.head[1].weight.grad[3].abs().sum() > 0
+
+
+def test_a_texture_checkpoint_from_before_the_composite_builds_without_it():
+    arguments = model_arguments(PRESETS["tiny"], 3, 4, 3, 1, neural_texture=True, texture_composite=True)
+    assert arguments["generator"]["out_channels"] == 4 and arguments["neural_texture"]["composite"]
+    del arguments["neural_texture"]["composite"]
+    arguments["generator"]["out_channels"] = 3
+    generator = build_generator(arguments)
+    assert not generator.composite and generator.generator.head[1].out_channels == 3
 
 
 def test_the_rasterised_texture_coordinates_agree_with_the_meshs_projection():
@@ -106,6 +139,18 @@ def test_the_texture_starts_as_the_frames_colours_where_the_proxy_puts_them():
     np.testing.assert_allclose(as_levels[0, 5, 5:].numpy(), texel_u[5:], atol=5)
     np.testing.assert_allclose(as_levels[1, 5:, 5].numpy(), texel_u[5:], atol=5)
     np.testing.assert_allclose(as_levels[2].numpy(), 50, atol=0.5)
+
+
+def test_the_texture_starts_from_what_most_frames_show_not_their_average():
+    proxy = np.zeros((1, 3, 16, 16), np.uint8)
+    proxy[0, 0] = np.linspace(0, 255, 16).round().astype(np.uint8)[None, :]
+    proxy[0, 1] = np.linspace(0, 255, 16).round().astype(np.uint8)[:, None]
+    proxy[0, 2] = 128
+    lips = np.full((3, 16, 16), 90, np.uint8)
+    teeth = np.full((3, 16, 16), 250, np.uint8)              # one frame in three has the mouth open
+    colours = texture_from_frames(torch.from_numpy(np.stack([lips, teeth, lips])),
+                                  torch.from_numpy(np.repeat(proxy, 3, axis=0)), 16)
+    np.testing.assert_allclose((colours.numpy() + 1) * 127.5, 90, atol=0.5)
 
 
 def test_pull_push_keeps_seen_texels_and_fills_the_rest_from_them():

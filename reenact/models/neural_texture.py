@@ -6,6 +6,12 @@ coordinates. The texture is a Laplacian pyramid of multi-channel images, summed 
 coarse levels fill texels few frames saw while fine levels hold pores and lashes. The generator
 sees the sampled texture beside its usual input, so the target's own skin and eyes reach the
 frame through the U-Net's full-resolution skips instead of being relearnt for every pose.
+
+With ``composite``, the network does not have to carry that detail through at all: it also paints
+a mask, and where the mask is high the frame shows the texture's own colours (channels 0-2, which
+start as the footage's colours). After 900 CPU steps the U-Net's own rendering of the skin was
+still about half as sharp as the footage, while the texture, sampled, is as sharp; the network
+keeps painting what the texture cannot hold: an open mouth, the eyes' gaze, the hair.
 """
 
 from __future__ import annotations
@@ -40,40 +46,64 @@ class NeuralTexture(nn.Module):
         self.levels[0][0, :3].copy_(colours)
 
 
+def show_where_masked(painted: torch.Tensor, shown: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """``painted``'s RGB with ``shown`` (B, 3, R, R) blended in by its last channel read as a mask
+    in [0, 1], only where ``covered`` (B, 1, R, R); channels between RGB and the mask (a plate's
+    alpha) pass through. The mask blends: one read as 0 or 1 (trained straight through) made the
+    frame sharper by the numbers, but speckled, pixels flipping between the two sources."""
+    mask = (painted[:, -1:] + 1) / 2 * covered
+    frame = mask * shown.clamp(-1, 1) + (1 - mask) * painted[:, :3]
+    return torch.cat([frame, painted[:, 3:-1]], dim=1)
+
+
 class TexturedGenerator(WrappedGenerator):
     """A generator that also sees the neural texture sampled where frame t's correspondence image
     puts each pixel. Input as any generator's: the (B, C·window, R, R) proxy window and the previous
     frame, in model range; channels 0 and 1 of each C-channel proxy are the texture coordinates."""
 
-    def __init__(self, generator: nn.Module, texture: NeuralTexture, proxy_channels: int, window: int):
+    def __init__(self, generator: nn.Module, texture: NeuralTexture, proxy_channels: int, window: int,
+                 composite: bool = False):
         super().__init__()
-        self.generator, self.texture = generator, texture
+        self.generator, self.texture, self.composite = generator, texture, composite
         self.center = slice(proxy_channels * (window // 2), proxy_channels * (window // 2) + 3)
         self.size_multiple = generator.size_multiple
 
-    def sample(self, x: torch.Tensor) -> torch.Tensor:
+    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The texture at frame t's pixels, zero off the face, and (B, 1, R, R) where the face is."""
         correspondence = x[:, self.center]
         covered = (correspondence > COVERED_ABOVE).any(dim=1, keepdim=True).to(x.dtype)
-        return self.texture(correspondence[:, :2].permute(0, 2, 3, 1).float()).to(x.dtype) * covered
+        return self.texture(correspondence[:, :2].permute(0, 2, 3, 1).float()).to(x.dtype) * covered, covered
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(torch.cat([x, self.sample(x)], dim=1))
+        sampled, covered = self.sample(x)
+        painted = self.generator(torch.cat([x, sampled], dim=1))
+        return show_where_masked(painted, sampled[:, :3], covered) if self.composite else painted
 
 
 def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int) -> torch.Tensor:
-    """(3, size, size) colours in [-1, 1]: the mean colour of every texel over the (N, 3, R, R) uint8
+    """(3, size, size) colours in [-1, 1]: the median colour of every texel over the (N, 3, R, R) uint8
     frames, each pixel put where its (N, C, R, R) uint8 proxy's x and y say; texels no frame saw take
-    the colour of the nearest coarser level that has one (push-pull)."""
-    colour_sum = torch.zeros(3, size * size)
-    count = torch.zeros(1, size * size)
+    the colour of the nearest coarser level that has one (push-pull). The median, not the mean: a
+    mean of open and closed mouths shows ghostly teeth on closed lips, which the network must then
+    paint over."""
+    texels, colours = [], []
     for frame, proxy in zip(frames, proxies):
         covered = proxy[:3].amax(dim=0) > 0
         u, v = (proxy[:2, covered].float() * ((size - 1) / 255)).round().long()
-        texel = v * size + u
-        colour_sum.index_add_(1, texel, frame[:, covered].float())
-        count.index_add_(1, texel, torch.ones(1, len(texel)))
-    mean = pull_push(colour_sum.view(3, size, size), count.view(1, size, size))
-    return mean / 127.5 - 1
+        texels.append(v * size + u)
+        colours.append(frame[:, covered])
+    texel, colour = torch.cat(texels), torch.cat(colours, dim=1).long()
+    count = torch.bincount(texel, minlength=size * size)
+    median = torch.zeros(3, size * size)
+    if len(texel):
+        seen = torch.nonzero(count).flatten()
+        middle = torch.cumsum(count, 0)[seen] - count[seen] + count[seen] // 2   # each texel's middle sample, sorted
+        for channel in range(3):
+            # Sorting by texel, then colour, puts each texel's samples together in order.
+            ordered = torch.sort(texel * 256 + colour[channel]).values
+            median[channel, seen] = (ordered[middle] % 256).float()
+    count = count.float()[None]
+    return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1
 
 
 def pull_push(colour_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
