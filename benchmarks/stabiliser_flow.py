@@ -28,17 +28,17 @@ def estimated_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     return optical_flow(previous[..., :3], current[..., :3]) * drawn_near(previous, current)
 
 
-def timed(make_flow, frames: range) -> tuple[list[np.ndarray], float]:
+def timed(make_flows, frames: range) -> tuple[list[np.ndarray], float]:
     start = time.perf_counter()
-    flows = [make_flow(t) for t in frames]
+    flows = list(make_flows(frames))
     return flows, 1000 * (time.perf_counter() - start) / len(frames)
 
 
 def compare(subject: Subject, count: int) -> dict:
     proxies = np.asarray(subject.proxies()[:count + 1])
     frames = range(1, len(proxies))
-    rendered, rendered_ms = timed(lambda t: subject.mode.own_flow(subject, t), frames)
-    estimated, estimated_ms = timed(lambda t: estimated_flow(proxies[t - 1], proxies[t]), frames)
+    rendered, rendered_ms = timed(lambda frames: subject.mode.own_flows(subject, frames), frames)
+    estimated, estimated_ms = timed(lambda frames: (estimated_flow(proxies[t - 1], proxies[t]) for t in frames), frames)
     errors = {"rendered": [], "dis": []}
     distances = []
     for t, rendered_flow, estimated_flow_ in zip(frames, rendered, estimated):

@@ -55,7 +55,7 @@ def main() -> None:
     held_out = range(clip.train_end, len(clip.frames))
     real = clip.frames[clip.train_end:].permute(0, 2, 3, 1).numpy()
     proxies = np.stack([clip.proxies[t][reenactor.drawn].permute(1, 2, 0).numpy() for t in held_out])
-    proxy_flows = [None if args.dis else reenactor.mode.own_flow(subject, t) for t in held_out]
+    proxy_flows = [None] * len(held_out) if args.dis else list(reenactor.mode.own_flows(subject, held_out))
     masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).numpy(), reenactor.mode)
     raw = generate_held_out(reenactor, clip, StreamOptions(stabilise=False, enhance=False), "unstabilised", subject)
     real_float = real.astype(np.float32) / 255

@@ -7,6 +7,7 @@ previous-frame input and nearest-neighbour retrieval of the training frame with 
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import cv2
@@ -45,9 +46,11 @@ def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOp
     """(N, R, R, 3) uint8 frames for the held-out range, in order, from the subject's own proxies;
     ``name`` is the system's, for the progress line. With the ``subject``, the stabiliser follows
     its proxies' rendered flow, as in `transfer`."""
-    drive = lambda t: Drive(None, reenactor.mode.own_flow(subject, t)) if subject is not None and options.stabilise else None
-    proxies = ((clip.proxies[t], drive(t)) for t in range(clip.train_end, len(clip.frames)))
-    outputs = with_progress(reenactor.run(proxies, options), f"generating {name} frames", len(clip.frames) - clip.train_end)
+    frames = range(clip.train_end, len(clip.frames))
+    followed = subject is not None and options.stabilise
+    drives = (Drive(None, flow) for flow in reenactor.mode.own_flows(subject, frames)) if followed else itertools.repeat(None)
+    proxies = ((clip.proxies[t], drive) for t, drive in zip(frames, drives))
+    outputs = with_progress(reenactor.run(proxies, options), f"generating {name} frames", len(frames))
     return np.stack([output.frame for output in outputs])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -92,9 +92,10 @@ class Mode:
         or anything sliced like one along frames, as `reenact.data.load_clip` reads it)."""
         return subject.proxies()
 
-    def own_flow(self, subject, t: int) -> np.ndarray:
-        """(R, R, 2) the rendered backward flow of the subject's own proxy of frame t to that of
-        t - 1, at the subject's resolution: what the stabiliser follows on held-out frames."""
+    def own_flows(self, subject, frames: range) -> Iterator[np.ndarray]:
+        """For each of the consecutive ``frames`` t, (R, R, 2) the rendered backward flow of the
+        subject's own proxy of t to that of t - 1 (frame 0: of itself), at the subject's resolution:
+        what the stabiliser follows on held-out frames. The geometry of each frame is made once."""
         raise NotImplementedError
 
     # transfer and live

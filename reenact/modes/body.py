@@ -4,6 +4,7 @@ normalisation onto the target, and Everybody Dance Now's face enhancer."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -76,11 +77,11 @@ class BodyMode(Mode):
 
         return WithReference(subject.proxies(), self._keypoints_in_model(subject, subject.resolution), reference)
 
-    def own_flow(self, subject, t: int) -> np.ndarray:
+    def own_flows(self, subject, frames: range) -> Iterator[np.ndarray]:
         from reenact.body.skeleton import SkeletonRenderer
 
-        points = self._keypoints_in_model(subject, subject.resolution)
-        return SkeletonRenderer(subject.resolution).backward_flow(points[t], points[max(t - 1, 0)])
+        points, renderer = self._keypoints_in_model(subject, subject.resolution), SkeletonRenderer(subject.resolution)
+        return (renderer.backward_flow(points[t], points[max(t - 1, 0)]) for t in frames)
 
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         if edits or paste_back:

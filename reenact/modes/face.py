@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -65,13 +66,18 @@ class FaceMode(Mode):
 
         return face_regions(subject.tracks, subject.resolution)
 
-    def own_flow(self, subject, t: int) -> np.ndarray:
+    def own_flows(self, subject, frames: range) -> Iterator[np.ndarray]:
+        from reenact.face.retarget import image_center
+
         tracks, renderer = subject.tracks, proxy_renderer(subject.resolution)
-        center = (tracks["image_size"][0] / 2, tracks["image_size"][1] / 2)
         vertices = lambda f: renderer.vertices_in_crops(tracks["identity"], tracks["expression"][[f]], tracks["rotation"][[f]],
-                                                        tracks["translation"][[f]], float(tracks["focal"]), center,
-                                                        tracks["crops"][[f]])
-        return renderer.backward_flow(vertices(t), vertices(max(t - 1, 0)))[0]
+                                                        tracks["translation"][[f]], float(tracks["focal"]),
+                                                        image_center(tracks), tracks["crops"][[f]])
+        previous = vertices(max(frames.start - 1, 0))
+        for t in frames:
+            current = vertices(t)
+            yield renderer.backward_flow(current, previous)[0]
+            previous = current
 
     def check_options(self, edits: tuple[str, ...], paste_back: bool, target: dict, checkpoint: str) -> None:
         from reenact.face.retarget import parse_edits
