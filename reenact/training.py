@@ -23,6 +23,7 @@ from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
 from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, foreground_alpha, lsgan_discriminator_loss,
                             lsgan_generator_loss, masked_l1, split_outputs)
+from reenact.models.neural_texture import mask_commitment
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
 # Learning-rate factors by the share of training done, 0 to 1 (of the steps, or of --minutes).
@@ -125,6 +126,11 @@ class Networks:
     schedulers: list[torch.optim.lr_scheduler.LambdaLR]
     acceleration: Acceleration
     face: FaceEnhancer | None = None
+    done: Callable[[int], float] = lambda step: 1.0    # the share of training done after a step
+
+    @property
+    def share_done(self) -> float:
+        return self.done(self.schedulers[0].last_epoch)
 
     @property
     def bare_temporal_discriminators(self) -> nn.ModuleList:
@@ -172,7 +178,7 @@ def build_networks(arguments: dict, perceptual: nn.Module | None, config: TrainC
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: schedule(done(step)))
                   for o in (generator_optimizer, discriminator_optimizer)]
     networks = Networks(generator, ema, image_discriminator, temporal, perceptual, generator_optimizer,
-                        discriminator_optimizer, schedulers, acceleration)
+                        discriminator_optimizer, schedulers, acceleration, done=done)
     enhancer = build_face_enhancer(arguments)
     if enhancer is not None:
         enhancer = prepare(enhancer)
@@ -229,16 +235,16 @@ def frozen(modules: Iterable[nn.Module]):
             module.requires_grad_(True)
 
 
-def generate_sequence(generator: nn.Module, proxies: torch.Tensor, with_alpha: bool = False) -> list[torch.Tensor]:
+def generate_sequence(generator: nn.Module, proxies: torch.Tensor, **extra_channels: bool) -> list[torch.Tensor]:
     """Frames 0..L-1 of (B, L, C·w, R, R) proxy windows, each fed the previous output (zeros first).
-    ``with_alpha`` (a compositing generator): each frame carries its alpha as a fourth channel."""
+    ``extra_channels`` (see ``losses_on_extra_channels``) asks the generator to append, after each
+    frame's RGB, what a loss supervises."""
     outputs, previous = [], None
     for index in range(proxies.shape[1]):
         window = proxies[:, index]
         if previous is None:
             previous = window.new_zeros(window.shape[0], 3, *window.shape[-2:])
-        output = generator(generator_input(window, previous), with_alpha=True) if with_alpha \
-            else generator(generator_input(window, previous))
+        output = generator(generator_input(window, previous), **extra_channels)
         previous = output[:, :3]
         outputs.append(output)
     return outputs
@@ -258,9 +264,9 @@ def temporal_clips(centers: torch.Tensor, frames: torch.Tensor, clip_frames: int
 def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
     """One update of the discriminators, the generator, the EMA and the face GAN; the losses stay on the device."""
     device = batch["frames"].device
-    plate = alpha_plate(networks, config)
+    extra_channels = losses_on_extra_channels(networks, config)
     with autocast(networks.acceleration, device):
-        sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], plate is not None), dim=1)
+        sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], **extra_channels), dim=1)
         generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)
@@ -273,9 +279,14 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     networks.discriminator_optimizer.step()
     with frozen([networks.image_discriminator, *networks.temporal_discriminators]), autocast(networks.acceleration, device):
         losses_g = generator_losses(networks, batch, generated, real_pairs, fake_pairs, real_clips, fake_clips, config)
-        if plate is not None:
-            target = foreground_alpha(batch["frames"].float(), plate)
+        if "with_alpha" in extra_channels:
+            target = foreground_alpha(batch["frames"].float(), unwrap(networks.generator).plate)
             losses_g["g_alpha"] = config.alpha_weight * (sequence[:, :, 3:].float() - target).abs().mean()
+        if "with_mask" in extra_channels:
+            mask, covered = sequence[:, :, 3:4].float(), sequence[:, :, 4:5].float()
+            # Ramped up with training: committed early, a mask sticks (its tanh saturates) before the
+            # painting has learnt the open mouth and the gaze, and the face shows the texture's median.
+            losses_g["g_mask"] = config.mask_commit_weight * networks.share_done * mask_commitment(mask, covered)
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses_g.values()).backward()
     networks.generator_optimizer.step()
@@ -288,10 +299,15 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     return {name: value.detach() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
 
 
-def alpha_plate(networks: Networks, config: TrainConfig) -> torch.Tensor | None:
-    """The background plate the alpha is supervised against, or None (no plate, or no alpha loss)."""
-    plate = getattr(unwrap(networks.generator), "plate", None)
-    return plate if plate is not None and config.alpha_weight > 0 else None
+def losses_on_extra_channels(networks: Networks, config: TrainConfig) -> dict[str, bool]:
+    """What the generator appends to each frame for a loss: the alpha over a background plate, or
+    the neural texture's mask (with where the face is). Faces have no plate, bodies no texture."""
+    generator = unwrap(networks.generator)
+    if getattr(generator, "plate", None) is not None and config.alpha_weight > 0:
+        return {"with_alpha": True}
+    if getattr(generator, "composite", False) and config.mask_commit_weight > 0:
+        return {"with_mask": True}
+    return {}
 
 
 def face_step(face: FaceEnhancer, batch: dict[str, torch.Tensor], generated: torch.Tensor, proxies: torch.Tensor,

@@ -21,14 +21,16 @@ OLD_GENERATOR = "global"
 
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
                     temporal_scales: int, background: bool = False, generator: str = "unet",
-                    neural_texture: bool = False, texture_composite: bool = False) -> dict[str, dict]:
+                    neural_texture: bool = False, texture_composite: bool = False, mask_scale: int = 1) -> dict[str, dict]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
     With ``background`` the generator also paints an alpha, over a background plate; with
     ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates,
-    and with ``texture_composite`` paints a mask that shows the texture's colours in the frame."""
+    and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks) that shows the
+    texture's colours in the frame."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     texture = ({"channels": preset.texture_channels, "size": 2 * preset.resolution, "levels": 4,
-                "proxy_channels": proxy_channels, "window": window, "composite": texture_composite}
+                "proxy_channels": proxy_channels, "window": window, "composite": texture_composite,
+                "mask_scale": mask_scale}
                if neural_texture else None)
     out_channels = 3 + background + bool(texture and texture_composite)
     return {
@@ -65,7 +67,8 @@ def build_generator(arguments: dict) -> nn.Module:
     if "neural_texture" in arguments:
         texture = arguments["neural_texture"]
         generator = TexturedGenerator(generator, NeuralTexture(texture["channels"], texture["size"], texture["levels"]),
-                                      texture["proxy_channels"], texture["window"], texture.get("composite", False))
+                                      texture["proxy_channels"], texture["window"], texture.get("composite", False),
+                                      texture.get("mask_scale", 1))
     if "background" in arguments:
         return CompositingGenerator(generator, arguments["background"]["resolution"])
     return generator

@@ -17,7 +17,8 @@ from reenact.face.geometry import project
 from reenact.face.model import load_face_model
 from reenact.face.proxy import FaceProxyRenderer
 from reenact.models import GlobalGenerator
-from reenact.models.neural_texture import NeuralTexture, TexturedGenerator, pull_push, texture_from_frames
+from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, mask_commitment, pull_push, texture_from_frames,
+                                          texture_mask)
 from reenact.models.unet import UNetGenerator
 from reenact.stabilise import StabiliserSettings, TemporalStabiliser
 from reenact.translator import build_generator, model_arguments
@@ -90,9 +91,77 @@ def test_the_composite_shows_the_textures_colours_where_its_mask_says_and_the_pa
     assert texture.levels[0].grad.abs().sum() > 0 and unet.head[1].weight.grad[3].abs().sum() > 0
 
 
+def test_the_texture_mask_is_blocks_not_pixels_and_only_on_the_face():
+    covered = torch.ones(1, 1, 16, 16)
+    covered[..., 8:] = 0
+    checkerboard = torch.ones(1, 1, 16, 16)
+    checkerboard[..., ::2, ::2] = checkerboard[..., 1::2, 1::2] = -1          # pixels flipping between 0 and 1
+    torch.testing.assert_close(texture_mask(checkerboard, covered, 1), ((checkerboard + 1) / 2) * covered)
+    torch.testing.assert_close(texture_mask(checkerboard, covered, 4), 0.5 * covered)   # each block: half of each
+    halves = torch.where(torch.arange(16) < 8, 1.0, -1.0).view(1, 1, 16, 1).expand(1, 1, 16, 16)
+    smooth = texture_mask(halves, torch.ones(1, 1, 16, 16), 4)[0, 0, :, 0]
+    assert smooth[:5].eq(1).all() and smooth[-5:].eq(0).all()                # whole blocks stay whole
+    assert (smooth[1:] <= smooth[:-1]).all() and 0 < smooth[7] < 1           # one soft edge between them
+
+
+def test_the_commitment_loss_is_zero_for_either_source_and_largest_for_half_of_each():
+    covered = torch.zeros(2, 1, 8, 8)
+    covered[..., :4] = 1
+    assert mask_commitment(torch.randint(0, 2, (2, 1, 8, 8)).float(), covered) == 0
+    assert mask_commitment(torch.full((2, 1, 8, 8), 0.5), covered) == pytest.approx(0.25)
+    off_face = torch.full((2, 1, 8, 8), 0.5) * (1 - covered)                 # off the face it does not count
+    assert mask_commitment(off_face, covered) == 0
+    mask = torch.full((2, 1, 8, 8), 0.7, requires_grad=True)
+    mask_commitment(mask, covered).backward()
+    assert (mask.grad[..., :4] < 0).all() and (mask.grad[..., 4:] == 0).all()   # a mask above 1/2 is pushed to 1
+
+
+def test_a_generator_asked_for_its_mask_appends_it_and_where_the_face_is():
+    torch.manual_seed(0)
+    unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
+    generator = TexturedGenerator(unet, NeuralTexture(channels=4, size=64, levels=3), 4, 3, composite=True, mask_scale=4)
+    x = torch.cat([face_proxy_window(), torch.zeros(1, 3, 32, 32)], dim=1)
+    with torch.no_grad():
+        output = generator(x, with_mask=True)
+        torch.testing.assert_close(output[:, :3], generator(x))
+        sampled, covered = generator.sample(x)
+        expected = texture_mask(unet(torch.cat([x, sampled], dim=1)), covered, 4)
+    assert output.shape == (1, 5, 32, 32)
+    torch.testing.assert_close(output[:, 3:4], expected)
+    torch.testing.assert_close(output[:, 4:5], covered)
+
+
+def test_training_with_the_commitment_loss_ramps_it_up_and_moves_the_mask_off_a_blend():
+    from dataclasses import replace
+
+    from tests.test_cuda_paths_on_cpu import CONFIG, SMALL, small_clip
+    from reenact.training import Acceleration, build_networks, train_step, unwrap
+
+    torch.manual_seed(0)
+    config = replace(CONFIG, steps=4, learning_rate=5e-4, lr_schedule="constant", mask_commit_weight=10.0, ema=False)
+    arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales,
+                                neural_texture=True, texture_composite=True, mask_scale=4)
+    networks = build_networks(arguments, None, config, torch.device("cpu"), lambda m: m, Acceleration())
+    clip, sampler = small_clip(), torch.Generator().manual_seed(0)
+    probe = clip.training_batch(torch.Generator().manual_seed(1), 2)
+
+    def commitment() -> float:
+        with torch.no_grad():
+            output = unwrap(networks.generator)(torch.cat([probe["proxies"][:, 0], probe["frames"][:, 0]], 1), with_mask=True)
+        return float(mask_commitment(output[:, 3:4], output[:, 4:5]))
+
+    before = commitment()
+    losses = [float(train_step(networks, clip.training_batch(sampler, 2), config)["g_mask"]) for _ in range(15)]
+    assert losses[0] == 0 and 0 < losses[1] < losses[3]         # nothing at the start, then the ramp (4 steps)
+    assert before > 0.15 and commitment() < 0.5 * before, (before, commitment())   # 0.25: half of each everywhere
+
+
 def test_a_texture_checkpoint_from_before_the_composite_builds_without_it():
     arguments = model_arguments(PRESETS["tiny"], 3, 4, 3, 1, neural_texture=True, texture_composite=True)
     assert arguments["generator"]["out_channels"] == 4 and arguments["neural_texture"]["composite"]
+    assert arguments["neural_texture"]["mask_scale"] == 1          # what checkpoints from before the blocks had
+    del arguments["neural_texture"]["mask_scale"]
+    assert build_generator(arguments).mask_scale == 1
     del arguments["neural_texture"]["composite"]
     arguments["generator"]["out_channels"] = 3
     generator = build_generator(arguments)
