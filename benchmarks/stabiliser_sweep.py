@@ -57,7 +57,8 @@ def main() -> None:
     proxies = np.stack([clip.proxies[t][reenactor.drawn].permute(1, 2, 0).numpy() for t in held_out])
     proxy_flows = [None] * len(held_out) if args.dis else list(reenactor.mode.own_flows(subject, held_out))
     masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).numpy(), reenactor.mode)
-    raw = generate_held_out(reenactor, clip, StreamOptions(stabilise=False, enhance=False), "unstabilised", subject)
+    outputs = generate_held_out(reenactor, clip, {"unstabilised": StreamOptions(stabilise=False, enhance=False)}, subject)
+    raw = np.stack([output["unstabilised"].frame for output in outputs])
     real_float = real.astype(np.float32) / 255
     flows = [metrics.real_frame_flow(real_float[t - 1], real_float[t]) for t in range(1, len(real))]
     real_flicker, real_energy = flicker(real, flows), high_frequency_energy(real, masks)

@@ -11,6 +11,8 @@ The same steps for every front end:
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -38,6 +40,7 @@ class Output:
     proxy: np.ndarray           # (R, R, 3) uint8: the frame's own proxy (its RGB channels) at the model's resolution
     frame: np.ndarray           # (R, R, 3) uint8, or the target's footage with the face pasted in
     drive: Drive | None         # what drove it (None: a subject's own proxies, in eval)
+    unstabilised: np.ndarray    # (R, R, 3) uint8: the generator's frame before the stabiliser, enhancer and paste-back
 
 
 @dataclass(frozen=True)
@@ -132,9 +135,20 @@ class Reenactor:
             yield from (stream(*ready) for ready in window.push(proxy, drive))
         yield from (stream(*ready) for ready in window.flush())
 
+    def run_each(self, proxies: Iterable[tuple[torch.Tensor, Drive | None]],
+                 options: dict[str, StreamOptions]) -> Iterator[dict[str, Output]]:
+        """As run, once with each of ``options`` side by side over one pass of ``proxies`` (each
+        proxy and drive made once): a dict of each frame's outputs by the options' names."""
+        runs = [self.run(copy, run_options) for copy, run_options in zip(itertools.tee(proxies, len(options)), options.values())]
+        return (dict(zip(options, outputs)) for outputs in zip(*runs))
+
+    def driven(self, motion: Motion) -> Iterator[tuple[torch.Tensor, Drive]]:
+        """A whole retargeted clip's (model proxy, drive) pairs."""
+        return ((self.model_proxy(drive), drive) for drive in motion.drives())
+
     def drive(self, motion: Motion, options: StreamOptions = StreamOptions()) -> Iterator[Output]:
         """A whole retargeted clip's outputs."""
-        return self.run(((self.model_proxy(drive), drive) for drive in motion.drives()), options)
+        return self.run(self.driven(motion), options)
 
     def rest_frame(self, drive: Drive, stream: "FrameStream") -> np.ndarray:
         """What shows before the driver does: the target's rest proxy translated on its own."""
@@ -158,7 +172,7 @@ class FrameStream:
     def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
         proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
         generated = self.translate(proxy_window, drive.flow if drive is not None else None)
-        return Output(proxy, self.finish(generated, proxy, drive), drive)
+        return Output(proxy, self.finish(generated, proxy, drive), drive, self.translate.unstabilised)
 
     def finish(self, generated: np.ndarray, proxy: np.ndarray, drive: Drive | None) -> np.ndarray:
         """The face enhancer around the driven head, then paste-back into the target's footage."""

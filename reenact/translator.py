@@ -85,13 +85,15 @@ class StreamingTranslator:
     """The generator run one frame at a time, each frame from its proxy window and the previous
     output (Everybody Dance Now's feedback); what `transfer`, `eval` and `live` all call. With a
     ``stabiliser`` the frames shown are stabilised along the proxies' motion; the generator is still
-    fed its own previous output, as in training."""
+    fed its own previous output, as in training, so ``unstabilised`` (the last frame before the
+    stabiliser) is what the same run shows without one."""
 
     def __init__(self, generator: nn.Module, window: int, feedback: bool = True,
                  stabiliser: TemporalStabiliser | None = None, drawn: slice = slice(None)):
         self.generator, self.window, self.feedback, self.stabiliser = generator, window, feedback, stabiliser
         self.drawn = drawn    # the proxy channels the stabiliser follows
         self.previous: torch.Tensor | None = None
+        self.unstabilised: np.ndarray | None = None
 
     def reset(self) -> None:
         self.previous = None
@@ -107,8 +109,8 @@ class StreamingTranslator:
         if self.previous is None or not self.feedback:
             self.previous = torch.zeros(1, 3, *proxies.shape[-2:], device=device)
         self.previous = self.generator(generator_input(proxies, self.previous))
-        generated = to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()
+        self.unstabilised = to_uint8(self.previous[0]).permute(1, 2, 0).cpu().numpy()
         if self.stabiliser is None:
-            return generated
+            return self.unstabilised
         proxy = center_proxy(proxy_window[None], self.window)[0, self.drawn]
-        return self.stabiliser(proxy.permute(1, 2, 0).cpu().numpy(), generated, flow)
+        return self.stabiliser(proxy.permute(1, 2, 0).cpu().numpy(), self.unstabilised, flow)

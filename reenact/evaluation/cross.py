@@ -15,8 +15,8 @@ import numpy as np
 
 from reenact.evaluation import metrics
 from reenact.evaluation.appearance import quiet_nan
-from reenact.progress import with_progress
 from reenact.evaluation.systems import body_pose_features, face_pose_features, nearest_neighbours
+from reenact.progress import with_progress
 
 MIN_CONFIDENCE = 0.5
 # The expression weights whose following is measured: the ones a viewer notices first.
@@ -145,26 +145,38 @@ def viewer_summary(figures: dict[str, np.ndarray], valid: np.ndarray) -> dict[st
         return {key: float(np.nanmean(values[valid])) for key, values in figures.items()}
 
 
-def cross_reenactment(reenactor, motion, driver_path: str, clip, features: np.ndarray, present: np.ndarray,
-                      viewer) -> tuple[dict, dict]:
-    """The cross-reenactment figures for the model's systems and retrieval on a driver's retargeted
-    ``motion``, and their frames (with the proxies)."""
-    from reenact.evaluation.held_out import MODEL_SYSTEMS, clip_frames, region_masks, track_generated
+@dataclass
+class DrivenSystems:
+    """Each system's frames driven by a driver's retargeted motion, before they are measured."""
+    driver: str                          # the driver video's path
+    motion: object                       # reenact.modes.base.Motion
+    wanted: Retargeted
+    frames: dict[str, np.ndarray]        # (T, R, R, 3) uint8 by system
+    proxies: np.ndarray                  # (T, R, R, 3) uint8: the model's proxies' RGB channels
+
+
+def drive_systems(reenactor, motion, driver_path: str, clip, features: np.ndarray, present: np.ndarray) -> DrivenSystems:
+    """The model's systems and retrieval driven by ``motion``, the driver's retargeted motion."""
+    from reenact.evaluation.held_out import MODEL_RUNS, clip_frames, system_frames
 
     wanted = motion.wanted(reenactor.resolution)
-    outputs = {name: list(with_progress(reenactor.drive(motion, options), f"driving {name} by {driver_path}", motion.frame_count))
-               for name, options in MODEL_SYSTEMS.items()}
+    outputs = list(with_progress(reenactor.run_each(reenactor.driven(motion), MODEL_RUNS),
+                                 f"driving {', '.join(MODEL_RUNS)} by {driver_path}", motion.frame_count))
     picks = retrieve(wanted, features[:clip.train_end], present[:clip.train_end])
-    frames = {**{name: np.stack([output.frame for output in run]) for name, run in outputs.items()},
-              "nearest_neighbour": clip_frames(clip, picks)}
-    mode, proxies = reenactor.mode, np.stack([output.proxy for output in outputs["model"]])
-    masks = region_masks(proxies, mode)
-    systems = {name: {**system_figures(images, *track_generated(images, mode, f"{name} frames driven by {driver_path}"),
-                                       wanted, mode),
+    frames = {**system_frames(outputs), "nearest_neighbour": clip_frames(clip, picks)}
+    return DrivenSystems(driver_path, motion, wanted, frames, np.stack([output["model"].proxy for output in outputs]))
+
+
+def cross_reenactment(driven: DrivenSystems, tracked: dict[str, tuple[np.ndarray, np.ndarray]], mode, viewer) -> dict:
+    """The cross-reenactment figures of each driven system, from the points the tracker found in its
+    frames (output_tracking)."""
+    from reenact.evaluation.held_out import region_masks
+
+    masks, wanted = region_masks(driven.proxies, mode), driven.wanted
+    systems = {name: {**system_figures(images, *tracked[name], wanted, mode),
                       **viewer_summary(viewer(images, masks, wanted.points), wanted.valid)}
-               for name, images in frames.items()}
+               for name, images in driven.frames.items()}
     notes = {**{key: NOTES[key] for key in ("frames", "flicker")}, mode.name: mode.cross_note,
              **{key: NOTES[key] for key in ("face_enhancer", "sharpness")}, **({viewer.key: viewer.note} if viewer.note else {})}
-    return ({"driver": driver_path, "frames": int(motion.frame_count), "driver_tracked": int(motion.valid.sum()),
-             "systems": systems, "notes": notes},
-            {"proxy": proxies, **frames})
+    return {"driver": driven.driver, "frames": int(driven.motion.frame_count), "driver_tracked": int(driven.motion.valid.sum()),
+            "systems": systems, "notes": notes}

@@ -23,35 +23,39 @@ from reenact.evaluation.systems import NOVELTY_QUANTILE, nearest_neighbours, nov
 from reenact.models.lpips import LearnedPerceptualDistance
 from reenact.modes import Mode
 from reenact.progress import with_progress
-from reenact.reenactment import Reenactor, StreamOptions
+from reenact.reenactment import Output, Reenactor, StreamOptions
 from reenact.subject import Subject
 
-# Generated frames are enlarged this much before tracking: the trackers want faces and bodies
-# bigger than a tiny model's 96 pixels.
-TRACKING_UPSCALE = 4
 METRIC_KEYS = ("psnr", "ssim", "psnr_masked", "ssim_masked", "pose_distance", "flicker")
 VIEWER_KEYS = ("sharpness", "appearance_distance", "identity_distance")     # reenact/evaluation/appearance.py
 NOVELTY_RULE = (f"held-out frames whose nearest training pose (the distance retrieval uses) is farther than the "
                 f"{NOVELTY_QUANTILE:.0%} quantile of training poses' distances to the nearest training pose at least "
                 f"a second away from them")
-# The model's systems, for held-out and cross-reenactment alike: `model` is what `transfer` shows.
-# None of them has the body's face enhancer: the figures are the generator's.
-MODEL_SYSTEMS = {"model": StreamOptions(enhance=False),
-                 "model_unstabilised": StreamOptions(stabilise=False, enhance=False),
-                 "model_no_temporal": StreamOptions(feedback=False, stabilise=False, enhance=False)}
+# The model's generator runs, for held-out and cross-reenactment alike: `model` is what `transfer`
+# shows. None has the body's face enhancer: the figures are the generator's.
+MODEL_RUNS = {"model": StreamOptions(enhance=False),
+              "model_no_temporal": StreamOptions(feedback=False, stabilise=False, enhance=False)}
 
 
-def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: StreamOptions, name: str,
-                      subject: Subject | None = None) -> np.ndarray:
-    """(N, R, R, 3) uint8 frames for the held-out range, in order, from the subject's own proxies;
-    ``name`` is the system's, for the progress line. With the ``subject``, the stabiliser follows
-    its proxies' rendered flow, as in `transfer`."""
+def generate_held_out(reenactor: Reenactor, clip: SubjectClip, options: dict[str, StreamOptions],
+                      subject: Subject | None = None) -> list[dict[str, Output]]:
+    """Each held-out frame's outputs with each of ``options`` (by their names), in order, from the
+    subject's own proxies. With the ``subject``, stabilisers follow its proxies' rendered flow, as
+    in `transfer`."""
     frames = range(clip.train_end, len(clip.frames))
-    followed = subject is not None and options.stabilise
+    followed = subject is not None and any(run.stabilise for run in options.values())
     drives = (Drive(None, flow) for flow in reenactor.mode.own_flows(subject, frames)) if followed else itertools.repeat(None)
     proxies = ((clip.proxies[t], drive) for t, drive in zip(frames, drives))
-    outputs = with_progress(reenactor.run(proxies, options), f"generating {name} frames", len(frames))
-    return np.stack([output.frame for output in outputs])
+    return list(with_progress(reenactor.run_each(proxies, options), f"generating {', '.join(options)} frames", len(frames)))
+
+
+def system_frames(outputs: list[dict[str, Output]]) -> dict[str, np.ndarray]:
+    """Each model system's (N, R, R, 3) uint8 frames from the outputs of MODEL_RUNS. `model_unstabilised`
+    is the `model` run before its stabiliser: the generator is fed its unstabilised output either
+    way, so a run without the stabiliser would repeat the same frames."""
+    return {"model": np.stack([output["model"].frame for output in outputs]),
+            "model_unstabilised": np.stack([output["model"].unstabilised for output in outputs]),
+            "model_no_temporal": np.stack([output["model_no_temporal"].frame for output in outputs])}
 
 
 def nearest_frames(clip: SubjectClip, features: np.ndarray, present: np.ndarray, gap: int) -> tuple[np.ndarray, dict]:
@@ -76,13 +80,6 @@ def region_masks(proxies: np.ndarray, mode: Mode) -> np.ndarray:
     return np.stack([cv2.dilate(d, kernel) > 0 for d in drawn])
 
 
-def track_generated(images: np.ndarray, mode: Mode, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K, 2) points found in generated frames (model pixels) and (N,) whether found; ``what``
-    names the frames in the progress line and in warnings."""
-    return mode.track_generated(images, TRACKING_UPSCALE,
-                                lambda frames: with_progress(frames, f"tracking {what}", len(images)), what)
-
-
 def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray) -> ViewerFigures:
     """Sharpness and the look-alike figure, with the target's training frames as the reference."""
     picks = reference_picks(clip.train_end)
@@ -90,12 +87,12 @@ def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray) -> V
     return mode.viewer_figures(clip_frames(clip, picks), conditioning[picks], region_masks(proxies, mode))
 
 
-def frame_metrics(images: np.ndarray, real_float: np.ndarray, masks: np.ndarray, conditioning: np.ndarray,
-                  scales: np.ndarray, flows: list[np.ndarray], mode: Mode, what: str) -> dict[str, np.ndarray]:
-    """Per held-out frame; ``flows[t - 1]`` is the real frames' flow from t back to t-1; ``what``
-    names the frames."""
+def frame_metrics(images: np.ndarray, detected: np.ndarray, found: np.ndarray, real_float: np.ndarray,
+                  masks: np.ndarray, conditioning: np.ndarray, scales: np.ndarray,
+                  flows: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per held-out frame, with the points the tracker found in it (output_tracking); ``flows[t - 1]``
+    is the real frames' flow from t back to t-1."""
     generated_float = images.astype(np.float32) / 255
-    detected, found = track_generated(images, mode, what)
     values: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     for t in range(len(images)):
         values["psnr"].append(metrics.psnr(generated_float[t], real_float[t]))

@@ -143,10 +143,10 @@ class BodyMode(Mode):
             lambda images, pose: appearance.appearance_distance(appearance.part_colours(images, pose), reference))
 
     def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:
-        from reenact.body.tracker import track_body
+        from reenact.body.tracker import pose_model, track_body
 
         size = images.shape[1] * upscale
-        keypoints = track_body(progress(enlarged(images, size)), (size, size))
+        keypoints = track_body(progress(enlarged(images, size)), (size, size), pose_model)
         found = (keypoints[:, [11, 12, 23, 24], 2] >= 0.5).sum(axis=1) >= 3
         return keypoints[:, :33, :2] / upscale, found
 
