@@ -72,7 +72,7 @@ def run(config: TrainConfig) -> Path:
                         agree_every=1 if world.size == 1 else config.log_every)
         networks = build_networks(arguments, perceptual, config, device, wrapper(world, device), done=budget.done)
         if "neural_texture" in arguments:
-            start_texture(networks, clip, arguments["neural_texture"]["size"])
+            start_texture(networks, clip, arguments["neural_texture"]["size"], config.steady_spread)
         if plate is not None:
             paint_over(networks, plate, preset.resolution, device)
             if world.is_main:
@@ -110,13 +110,14 @@ def pick_reference(subject: Subject, config: TrainConfig):
     return subject.mode.choose_reference(subject, training_frames(len(subject.tracks["valid"]), config.validation_fraction))
 
 
-def start_texture(networks: Networks, clip: SubjectClip, size: int) -> None:
-    """The neural texture of the generator and its EMA starts as the training frames' colours on the mesh."""
+def start_texture(networks: Networks, clip: SubjectClip, size: int, steady_spread: float) -> None:
+    """The neural texture of the generator and its EMA starts as the training frames' colours on the
+    mesh, and knows which texels stayed steady over them."""
     train = slice(0, clip.train_end)
-    colours = texture_from_frames(clip.frames[train].cpu(), clip.proxies[train].cpu(), size)
+    colours, steady = texture_from_frames(clip.frames[train].cpu(), clip.proxies[train].cpu(), size, steady_spread)
     generators = [g for g in (unwrap(networks.generator), networks.ema) if g is not None]
     for texture in (m for generator in generators for m in generator.modules() if isinstance(m, NeuralTexture)):
-        texture.initialise(colours.to(texture.levels[0].device))
+        texture.initialise(colours.to(texture.levels[0].device), steady.to(texture.levels[0].device))
 
 
 def perceptual_loss(config: TrainConfig, world: World) -> tuple[torch.nn.Module | None, dict]:

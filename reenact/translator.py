@@ -26,11 +26,11 @@ def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, tempo
     With ``background`` the generator also paints an alpha, over a background plate; with
     ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates,
     and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks) that shows the
-    texture's colours in the frame."""
+    texture's colours in the frame, on its steady texels only."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     texture = ({"channels": preset.texture_channels, "size": 2 * preset.resolution, "levels": 4,
                 "proxy_channels": proxy_channels, "window": window, "composite": texture_composite,
-                "mask_scale": mask_scale}
+                "mask_scale": mask_scale, "steady": texture_composite}
                if neural_texture else None)
     out_channels = 3 + background + bool(texture and texture_composite)
     return {
@@ -66,7 +66,8 @@ def build_generator(arguments: dict) -> nn.Module:
     generator = GENERATORS[arguments.get("architecture", {}).get("generator", OLD_GENERATOR)](**arguments["generator"])
     if "neural_texture" in arguments:
         texture = arguments["neural_texture"]
-        generator = TexturedGenerator(generator, NeuralTexture(texture["channels"], texture["size"], texture["levels"]),
+        generator = TexturedGenerator(generator, NeuralTexture(texture["channels"], texture["size"], texture["levels"],
+                                                               texture.get("steady", False)),
                                       texture["proxy_channels"], texture["window"], texture.get("composite", False),
                                       texture.get("mask_scale", 1))
     if "background" in arguments:

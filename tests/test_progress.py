@@ -56,5 +56,5 @@ def test_commands_piped_into_a_log_print_progress_while_they_work(body_subject, 
     assert len(re.findall(r"^tracking body: \d+/\d+ \(\d+%\)", track.stderr, re.M)) >= 2, track.stderr
     evaluation = run_reenact("eval", tmp_path / "t.ckpt", "--report", tmp_path / "e", env=often)
     assert evaluation.returncode == 0, evaluation.stderr
-    for stage in ("generating model frames", "tracking model frames"):
+    for stage in ("generating model, model_no_temporal frames", "tracking model frames"):
         assert re.search(rf"^{stage}.*: \d+/\d+ \(\d+%\)", evaluation.stderr, re.M), evaluation.stderr

@@ -58,7 +58,7 @@ def test_gradients_reach_the_neural_texture_only_where_the_face_samples_it():
     generator = TexturedGenerator(UNetGenerator(4 * 3 + 3 + 4, ngf=8, n_downsample=2, n_blocks=1), texture, 4, 3)
     proxies = face_proxy_window()
     x = torch.cat([proxies, torch.zeros(1, 3, 32, 32)], dim=1)
-    sampled, covered = generator.sample(x)
+    sampled, covered, _ = generator.sample(x)
     assert sampled.shape == (1, 4, 32, 32) and (sampled[..., 16:] == 0).all()     # off the face: nothing
     assert covered[..., :16].all() and not covered[..., 16:].any()
     generator(x).square().mean().backward()
@@ -75,7 +75,7 @@ def test_the_composite_shows_the_textures_colours_where_its_mask_says_and_the_pa
     unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
     generator = TexturedGenerator(unet, texture, 4, 3, composite=True)
     x = torch.cat([face_proxy_window(), torch.zeros(1, 3, 32, 32)], dim=1)
-    sampled, covered = generator.sample(x)
+    sampled, covered, _ = generator.sample(x)
     with torch.no_grad():
         unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 50.0]))   # tanh → mask 1 everywhere
         shown = generator(x)
@@ -124,7 +124,7 @@ def test_a_generator_asked_for_its_mask_appends_it_and_where_the_face_is():
     with torch.no_grad():
         output = generator(x, with_mask=True)
         torch.testing.assert_close(output[:, :3], generator(x))
-        sampled, covered = generator.sample(x)
+        sampled, covered, _ = generator.sample(x)
         expected = texture_mask(unet(torch.cat([x, sampled], dim=1)), covered, 4)
     assert output.shape == (1, 5, 32, 32)
     torch.testing.assert_close(output[:, 3:4], expected)
@@ -160,8 +160,10 @@ def test_a_texture_checkpoint_from_before_the_composite_builds_without_it():
     arguments = model_arguments(PRESETS["tiny"], 3, 4, 3, 1, neural_texture=True, texture_composite=True)
     assert arguments["generator"]["out_channels"] == 4 and arguments["neural_texture"]["composite"]
     assert arguments["neural_texture"]["mask_scale"] == 1          # what checkpoints from before the blocks had
-    del arguments["neural_texture"]["mask_scale"]
-    assert build_generator(arguments).mask_scale == 1
+    assert "texture.steady" in build_generator(arguments).state_dict()
+    del arguments["neural_texture"]["mask_scale"], arguments["neural_texture"]["steady"]
+    generator = build_generator(arguments)
+    assert generator.mask_scale == 1 and "texture.steady" not in generator.state_dict()   # loads a state without it
     del arguments["neural_texture"]["composite"]
     arguments["generator"]["out_channels"] = 3
     generator = build_generator(arguments)
@@ -202,12 +204,13 @@ def test_the_texture_starts_as_the_frames_colours_where_the_proxy_puts_them():
     # Each pixel's colour says where it belongs: red = u, green = v; the texture must put it back there.
     frames = np.stack([proxy[0, 0], proxy[0, 1], np.full((64, 64), 50, np.uint8)])[None]
     frames[0, :, :, :8] = 255                                # off the face: must not leak in
-    colours = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(proxy), size)
+    colours, steady = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(proxy), size, steady_spread=64)
     as_levels = (colours + 1) * 127.5
     texel_u = np.arange(size) * 255 / (size - 1)
     np.testing.assert_allclose(as_levels[0, 5, 5:].numpy(), texel_u[5:], atol=5)
     np.testing.assert_allclose(as_levels[1, 5:, 5].numpy(), texel_u[5:], atol=5)
     np.testing.assert_allclose(as_levels[2].numpy(), 50, atol=0.5)
+    assert steady[0, :, 4:].all() and not steady[0, :, :3].any()     # one frame: steady wherever it was seen
 
 
 def test_the_texture_starts_from_what_most_frames_show_not_their_average():
@@ -217,9 +220,44 @@ def test_the_texture_starts_from_what_most_frames_show_not_their_average():
     proxy[0, 2] = 128
     lips = np.full((3, 16, 16), 90, np.uint8)
     teeth = np.full((3, 16, 16), 250, np.uint8)              # one frame in three has the mouth open
-    colours = texture_from_frames(torch.from_numpy(np.stack([lips, teeth, lips])),
-                                  torch.from_numpy(np.repeat(proxy, 3, axis=0)), 16)
+    colours, _ = texture_from_frames(torch.from_numpy(np.stack([lips, teeth, lips])),
+                                     torch.from_numpy(np.repeat(proxy, 3, axis=0)), 16, steady_spread=64)
     np.testing.assert_allclose((colours.numpy() + 1) * 127.5, 90, atol=0.5)
+
+
+def test_texels_whose_brightness_changes_over_the_frames_are_not_steady():
+    proxy = np.zeros((1, 3, 16, 16), np.uint8)
+    proxy[0, 0] = np.linspace(0, 255, 16).round().astype(np.uint8)[None, :]
+    proxy[0, 1] = np.linspace(0, 255, 16).round().astype(np.uint8)[:, None]
+    proxy[0, 2] = 128
+    frames = np.full((10, 3, 16, 16), 120, np.uint8)
+    frames[:, :, :, :8] += np.arange(10, dtype=np.uint8)[:, None, None, None] * 3     # shading: spans 27 of 255
+    frames[::2, :, 4:8, 8:] = 250                        # a mouth opening every other frame: spans 130
+    _, steady = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(np.repeat(proxy, 10, axis=0)), 16,
+                                    steady_spread=64)
+    assert steady[0, :, :8].all()                        # the shaded skin stays steady
+    assert not steady[0, 4:8, 8:].any() and steady[0, 9:, 8:].all() and steady[0, :3, 8:].all()
+    _, everything = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(np.repeat(proxy, 10, axis=0)), 16,
+                                        steady_spread=255)
+    assert everything.all()
+
+
+def test_the_texture_shows_only_on_steady_texels():
+    torch.manual_seed(0)
+    texture = NeuralTexture(channels=4, size=64, levels=3, steady=True)
+    steady = torch.ones(1, 64, 64)
+    steady[:, 40:] = 0                                   # the texture's lower rows were not steady
+    texture.initialise(torch.zeros(3, 64, 64), steady)
+    unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
+    generator = TexturedGenerator(unet, texture, 4, 3, composite=True)
+    x = torch.cat([face_proxy_window(), torch.zeros(1, 3, 32, 32)], dim=1)
+    with torch.no_grad():
+        unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 50.0]))   # mask 1 wherever the texture may show
+        output = generator(x, with_mask=True)
+    showable, covered = output[:, 4], generator.sample(x)[1][:, 0]
+    # The face's v runs down the rows from -0.9 to 0.9: rows sampling texels past 40 of 64 may not show it.
+    assert showable[:, :12, :16].gt(0.999).all() and showable[:, 24:, :16].eq(0).all() and covered[:, 24:, :16].eq(1).all()
+    torch.testing.assert_close(output[:, 3], showable)
 
 
 def test_pull_push_keeps_seen_texels_and_fills_the_rest_from_them():

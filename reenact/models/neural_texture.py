@@ -22,15 +22,20 @@ from torch import nn
 
 from reenact.models.generator import WrappedGenerator
 
+LUMA = torch.tensor([0.299, 0.587, 0.114])     # ITU-R BT.601
 # A proxy pixel at the background level (0 of 255, -1 in model range) in all of x, y and z is off the face.
 COVERED_ABOVE = -1 + 0.5 / 127.5
 
 
 class NeuralTexture(nn.Module):
-    def __init__(self, channels: int, size: int, levels: int):
+    """With ``steady``, it also holds which texels the footage showed alike from frame to frame
+    (``steady``, 1 or 0 a texel), set by ``initialise``."""
+
+    def __init__(self, channels: int, size: int, levels: int, steady: bool = False):
         super().__init__()
         self.levels = nn.ParameterList(nn.Parameter(torch.zeros(1, channels, size >> level, size >> level))
                                        for level in range(levels))
+        self.register_buffer("steady", torch.ones(1, 1, size, size) if steady else None)
 
     def forward(self, uv: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 2) coordinates in [-1, 1] → (B, channels, H, W)."""
@@ -38,12 +43,22 @@ class NeuralTexture(nn.Module):
                                  align_corners=True) for level in self.levels]
         return torch.stack(sampled).sum(dim=0)
 
+    def steadiness(self, uv: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W): how steady the texels at (B, H, W, 2) coordinates are (1 without ``steady``)."""
+        if self.steady is None:
+            return uv.new_ones(uv.shape[0], 1, *uv.shape[1:3])
+        return F.grid_sample(self.steady.expand(len(uv), -1, -1, -1), uv, mode="bilinear", padding_mode="border",
+                             align_corners=True)
+
     @torch.no_grad()
-    def initialise(self, colours: torch.Tensor) -> None:
-        """Start from (3, S, S) colours in [-1, 1] at the finest level: step 0 shows the target's face."""
+    def initialise(self, colours: torch.Tensor, steady: torch.Tensor | None = None) -> None:
+        """Start from (3, S, S) colours in [-1, 1] at the finest level (step 0 shows the target's face)
+        and, with ``steady``, its (1, S, S) steady texels."""
         for level in self.levels:
             level.zero_()
         self.levels[0][0, :3].copy_(colours)
+        if self.steady is not None and steady is not None:
+            self.steady.copy_(steady[None])
 
 
 def texture_mask(painted: torch.Tensor, covered: torch.Tensor, scale: int) -> torch.Tensor:
@@ -83,30 +98,34 @@ class TexturedGenerator(WrappedGenerator):
         self.center = slice(proxy_channels * (window // 2), proxy_channels * (window // 2) + 3)
         self.size_multiple = generator.size_multiple
 
-    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The texture at frame t's pixels, zero off the face, and (B, 1, R, R) where the face is."""
+    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The texture at frame t's pixels, zero off the face; (B, 1, R, R) where the face is; and
+        where the texture may show in the frame: the face's steady texels."""
         correspondence = x[:, self.center]
         covered = (correspondence > COVERED_ABOVE).any(dim=1, keepdim=True).to(x.dtype)
-        return self.texture(correspondence[:, :2].permute(0, 2, 3, 1).float()).to(x.dtype) * covered, covered
+        uv = correspondence[:, :2].permute(0, 2, 3, 1).float()
+        return self.texture(uv).to(x.dtype) * covered, covered, self.texture.steadiness(uv).to(x.dtype) * covered
 
     def forward(self, x: torch.Tensor, with_mask: bool = False) -> torch.Tensor:
         """The frame; with ``composite`` and ``with_mask``, the texture's mask appended as one more
-        channel and, after it, where the face is (for the commitment loss)."""
-        sampled, covered = self.sample(x)
+        channel and, after it, where the texture may show (for the commitment loss)."""
+        sampled, covered, showable = self.sample(x)
         painted = self.generator(torch.cat([x, sampled], dim=1))
         if not self.composite:
             return painted
-        mask = texture_mask(painted, covered, self.mask_scale)
+        mask = texture_mask(painted, showable, self.mask_scale)
         frame = show_where_masked(painted, sampled[:, :3], mask)
-        return torch.cat([frame, mask, covered], dim=1) if with_mask else frame
+        return torch.cat([frame, mask, showable], dim=1) if with_mask else frame
 
 
-def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int) -> torch.Tensor:
+def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int,
+                        steady_spread: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(3, size, size) colours in [-1, 1]: the median colour of every texel over the (N, 3, R, R) uint8
     frames, each pixel put where its (N, C, R, R) uint8 proxy's x and y say; texels no frame saw take
     the colour of the nearest coarser level that has one (push-pull). The median, not the mean: a
     mean of open and closed mouths shows ghostly teeth on closed lips, which the network must then
-    paint over."""
+    paint over. And (1, size, size) steady texels: seen, and with a luminance spread (10th to 90th
+    percentile, of 255) of at most ``steady_spread`` over the frames."""
     texels, colours = [], []
     for frame, proxy in zip(frames, proxies):
         covered = proxy[:3].amax(dim=0) > 0
@@ -115,16 +134,25 @@ def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int) 
         colours.append(frame[:, covered])
     texel, colour = torch.cat(texels), torch.cat(colours, dim=1).long()
     count = torch.bincount(texel, minlength=size * size)
-    median = torch.zeros(3, size * size)
-    if len(texel):
-        seen = torch.nonzero(count).flatten()
-        middle = torch.cumsum(count, 0)[seen] - count[seen] + count[seen] // 2   # each texel's middle sample, sorted
-        for channel in range(3):
-            # Sorting by texel, then colour, puts each texel's samples together in order.
-            ordered = torch.sort(texel * 256 + colour[channel]).values
-            median[channel, seen] = (ordered[middle] % 256).float()
+    median = torch.stack([texel_quantile(texel, colour[channel], count, 0.5) for channel in range(3)])
+    luminance = (colour.float() * LUMA[:, None]).sum(dim=0).round().long()
+    spread = texel_quantile(texel, luminance, count, 0.9) - texel_quantile(texel, luminance, count, 0.1)
+    steady = ((count > 0) & (spread <= steady_spread)).float().view(1, size, size)
     count = count.float()[None]
-    return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1
+    return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1, steady
+
+
+def texel_quantile(texel: torch.Tensor, values: torch.Tensor, count: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Each texel's ``fraction`` quantile of its samples' integer ``values`` (0 to 255), one sample
+    a (texel, value) pair; 0 where ``count``, the samples per texel, is 0."""
+    quantile = torch.zeros(len(count))
+    seen = torch.nonzero(count).flatten()
+    if len(seen):
+        # Sorting by texel, then value, puts each texel's samples together in order.
+        ordered = torch.sort(texel * 256 + values).values % 256
+        first = torch.cumsum(count, 0)[seen] - count[seen]
+        quantile[seen] = ordered[first + (count[seen] * fraction).long().clamp(max=count[seen] - 1)].float()
+    return quantile
 
 
 def pull_push(colour_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
