@@ -12,7 +12,6 @@ The same steps for every front end:
 from __future__ import annotations
 
 import itertools
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator

@@ -283,10 +283,10 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
             target = foreground_alpha(batch["frames"].float(), unwrap(networks.generator).plate)
             losses_g["g_alpha"] = config.alpha_weight * (sequence[:, :, 3:].float() - target).abs().mean()
         if "with_mask" in extra_channels:
-            mask, covered = sequence[:, :, 3:4].float(), sequence[:, :, 4:5].float()
+            mask, showable = sequence[:, :, 3:4].float(), sequence[:, :, 4:5].float()
             # Ramped up with training: committed early, a mask sticks (its tanh saturates) before the
             # painting has learnt the open mouth and the gaze, and the face shows the texture's median.
-            losses_g["g_mask"] = config.mask_commit_weight * networks.share_done * mask_commitment(mask, covered)
+            losses_g["g_mask"] = config.mask_commit_weight * networks.share_done * mask_commitment(mask, showable)
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses_g.values()).backward()
     networks.generator_optimizer.step()
@@ -301,7 +301,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
 
 def losses_on_extra_channels(networks: Networks, config: TrainConfig) -> dict[str, bool]:
     """What the generator appends to each frame for a loss: the alpha over a background plate, or
-    the neural texture's mask (with where the face is). Faces have no plate, bodies no texture."""
+    the neural texture's mask (with where the texture may show). Faces have no plate, bodies no texture."""
     generator = unwrap(networks.generator)
     if getattr(generator, "plate", None) is not None and config.alpha_weight > 0:
         return {"with_alpha": True}
