@@ -6,7 +6,8 @@ The generator runs once over the held-out frames (fed its own unstabilised outpu
 then each setting's stabiliser runs over those frames. Prints, per setting, flicker over the real
 frames' (the fidelity benchmark's "flicker ×real") and sharpness (masked Laplacian energy over
 the real frames'). The stabiliser follows the proxies' rendered flow, as `transfer` and `eval` do (--dis: DIS's
-estimate from the proxy images). The settings in reenact/modes/ were chosen with it; a benchmark, not a test.
+estimate from the proxy images); --real runs each setting over the real frames too. The settings in
+reenact/modes/ were chosen with it; a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--subject", help="default: the one it was trained on")
     parser.add_argument("--set", action="append", default=[], help="NAME=V1,V2,...: a StabiliserSettings field's values to try")
     parser.add_argument("--dis", action="store_true", help="estimate the proxies' flow with DIS instead of rendering it")
+    parser.add_argument("--real", action="store_true",
+                        help="also run each setting's stabiliser over the real frames: what it costs footage that does not flicker")
     return parser.parse_args()
 
 
@@ -69,10 +72,11 @@ def main() -> None:
             for name, values in (item.split("=", 1) for item in args.set)}
     for values in itertools.product(*grid.values()):
         settings = dataclasses.replace(base, **dict(zip(grid, values)))
-        stabilise = TemporalStabiliser(settings)
-        shown = np.stack([stabilise(proxy, frame, flow) for proxy, frame, flow in zip(proxies, raw, proxy_flows)])
         label = ", ".join(f"{n}={v}" for n, v in zip(grid, values)) or "the mode's settings"
-        print(f"{label:40s} flicker ×real {flicker(shown, flows) / real_flicker:5.2f}  sharpness {sharpness(shown):.2f}")
+        for name, frames in [("", raw)] + [(" (real frames)", real)] * args.real:
+            stabilise = TemporalStabiliser(settings)
+            shown = np.stack([stabilise(proxy, frame, flow) for proxy, frame, flow in zip(proxies, frames, proxy_flows)])
+            print(f"{label + name:40s} flicker ×real {flicker(shown, flows) / real_flicker:5.2f}  sharpness {sharpness(shown):.2f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from reenact.face.model import load_face_model
 from reenact.face.proxy import FaceProxyRenderer
 from reenact.models import GlobalGenerator
 from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, mask_commitment, pull_push, texture_from_frames,
-                                          texture_mask)
+                                           texture_mask, unscattered)
 from reenact.models.unet import UNetGenerator
 from reenact.stabilise import StabiliserSettings, TemporalStabiliser
 from reenact.translator import build_generator, model_arguments
@@ -240,6 +240,19 @@ def test_texels_whose_brightness_changes_over_the_frames_are_not_steady():
     _, everything = texture_from_frames(torch.from_numpy(frames), torch.from_numpy(np.repeat(proxy, 10, axis=0)), 16,
                                         steady_spread=255)
     assert everything.all()
+
+
+def test_scattered_unsteady_texels_become_steady_and_lines_stay():
+    steady = torch.ones(1, 12, 12)
+    steady[0, 2, 2] = 0                                  # a lone texel
+    steady[0, 2, 8:10] = 0                               # a pair: each has one unsteady neighbour
+    steady[0, 6, 1:11] = 0                               # a seam: a line
+    steady[0, 9:12, 0:3] = 0                             # a patch in the corner
+    cleared = unscattered(steady)
+    assert cleared[0, 2, 2] == 1 and cleared[0, 2, 8:10].all()
+    assert not cleared[0, 6, 3:9].any() and not cleared[0, 9:, :3].any()
+    assert cleared[0, 6, [1, 2, 9, 10]].all()            # a line's end has one neighbour: each pass shortens it by one
+    assert unscattered(torch.ones(1, 5, 5)).all() and not unscattered(torch.zeros(1, 5, 5)).any()
 
 
 def test_the_texture_shows_only_on_steady_texels():

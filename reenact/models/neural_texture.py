@@ -125,7 +125,7 @@ def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int,
     the colour of the nearest coarser level that has one (push-pull). The median, not the mean: a
     mean of open and closed mouths shows ghostly teeth on closed lips, which the network must then
     paint over. And (1, size, size) steady texels: seen, and with a luminance spread (10th to 90th
-    percentile, of 255) of at most ``steady_spread`` over the frames."""
+    percentile, of 255) of at most ``steady_spread`` over the frames, scattered exceptions cleared."""
     texels, colours = [], []
     for frame, proxy in zip(frames, proxies):
         covered = proxy[:3].amax(dim=0) > 0
@@ -139,7 +139,20 @@ def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int,
     spread = texel_quantile(texel, luminance, count, 0.9) - texel_quantile(texel, luminance, count, 0.1)
     steady = ((count > 0) & (spread <= steady_spread)).float().view(1, size, size)
     count = count.float()[None]
-    return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1, steady
+    return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1, unscattered(steady)
+
+
+def unscattered(steady: torch.Tensor, passes: int = 2) -> torch.Tensor:
+    """(1, S, S) steady texels with scattered unsteady ones made steady: each pass, an unsteady texel
+    with fewer than two unsteady texels among its eight neighbours. The network's painting showed
+    through each such texel as a light dot in the skin (under d3's left eye); the lips' seam, the
+    eyelids and the outline are lines and patches, and stay."""
+    unsteady = 1 - steady[None]
+    neighbourhood = torch.ones(1, 1, 3, 3)
+    for _ in range(passes):
+        neighbours = F.conv2d(unsteady, neighbourhood, padding=1) - unsteady
+        unsteady = unsteady * (neighbours >= 2)
+    return 1 - unsteady[0]
 
 
 def texel_quantile(texel: torch.Tensor, values: torch.Tensor, count: torch.Tensor, fraction: float) -> torch.Tensor:
