@@ -73,7 +73,8 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         settings = dataclasses.replace(base, **dict(zip(grid, values)))
         label = ", ".join(f"{n}={v}" for n, v in zip(grid, values)) or "the mode's settings"
-        for name, frames in [("", raw)] + [(" (real frames)", real)] * args.real:
+        runs = [("", raw), (" (real frames)", real)] if args.real else [("", raw)]
+        for name, frames in runs:
             stabilise = TemporalStabiliser(settings)
             shown = np.stack([stabilise(proxy, frame, flow) for proxy, frame, flow in zip(proxies, frames, proxy_flows)])
             print(f"{label + name:40s} flicker ×real {flicker(shown, flows) / real_flicker:5.2f}  sharpness {sharpness(shown):.2f}")

@@ -134,9 +134,10 @@ def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int,
         colours.append(frame[:, covered])
     texel, colour = torch.cat(texels), torch.cat(colours, dim=1).long()
     count = torch.bincount(texel, minlength=size * size)
-    median = torch.stack([texel_quantile(texel, colour[channel], count, 0.5) for channel in range(3)])
+    median = torch.cat([texel_quantiles(texel, colour[channel], count, (0.5,)) for channel in range(3)])
     luminance = (colour.float() * LUMA[:, None]).sum(dim=0).round().long()
-    spread = texel_quantile(texel, luminance, count, 0.9) - texel_quantile(texel, luminance, count, 0.1)
+    low, high = texel_quantiles(texel, luminance, count, (0.1, 0.9))
+    spread = high - low
     steady = ((count > 0) & (spread <= steady_spread)).float().view(1, size, size)
     count = count.float()[None]
     return pull_push((median * count).view(3, size, size), count.view(1, size, size)) / 127.5 - 1, unscattered(steady)
@@ -155,17 +156,20 @@ def unscattered(steady: torch.Tensor, passes: int = 2) -> torch.Tensor:
     return 1 - unsteady[0]
 
 
-def texel_quantile(texel: torch.Tensor, values: torch.Tensor, count: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Each texel's ``fraction`` quantile of its samples' integer ``values`` (0 to 255), one sample
-    a (texel, value) pair; 0 where ``count``, the samples per texel, is 0."""
-    quantile = torch.zeros(len(count))
+def texel_quantiles(texel: torch.Tensor, values: torch.Tensor, count: torch.Tensor,
+                    fractions: tuple[float, ...]) -> torch.Tensor:
+    """(len(fractions), S·S): each texel's quantiles at ``fractions`` of its samples' integer ``values``
+    (0 to 255), one sample a (texel, value) pair; 0 where ``count``, the samples per texel, is 0.
+    One sort serves every fraction."""
+    quantiles = torch.zeros(len(fractions), len(count))
     seen = torch.nonzero(count).flatten()
     if len(seen):
         # Sorting by texel, then value, puts each texel's samples together in order.
         ordered = torch.sort(texel * 256 + values).values % 256
         first = torch.cumsum(count, 0)[seen] - count[seen]
-        quantile[seen] = ordered[first + (count[seen] * fraction).long().clamp(max=count[seen] - 1)].float()
-    return quantile
+        for row, fraction in enumerate(fractions):
+            quantiles[row, seen] = ordered[first + (count[seen] * fraction).long().clamp(max=count[seen] - 1)].float()
+    return quantiles
 
 
 def pull_push(colour_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
