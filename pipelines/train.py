@@ -61,7 +61,8 @@ def run(config: TrainConfig) -> Path:
         arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales,
                                     background=plate is not None, generator=config.generator,
                                     neural_texture=config.neural_texture and subject.mode.has_texture_coordinates,
-                                    texture_composite=config.texture_composite, mask_scale=config.mask_scale)
+                                    texture_composite=config.texture_composite, mask_scale=config.mask_scale,
+                                    mask_gain=config.mask_gain)
         if clip.head_centers is not None:
             arguments |= face_enhancer_arguments(preset, subject.proxies().shape[-1], face_crop_size(preset.resolution))
         perceptual, perceptual_record = perceptual_loss(config, world)

@@ -87,6 +87,7 @@ class TrainConfig:
     neural_texture: bool = True          # faces: a learned texture on the mesh, started from the training frames
     texture_composite: bool = True       # faces: where the generator's mask says, the frame shows the texture's colours
     mask_scale: int = 4                  # … a mask of blocks this many pixels wide, smoothed: no speckle
+    mask_gain: float = 4.0               # … outside training, each block's mask pushed from one half by this: one source, not a blend
     mask_commit_weight: float = 1.0      # … a loss on mask·(1 − mask), ramped up with training: show the texture or the painting, not a blur of both
     steady_spread: int = 64              # … shown only on texels whose brightness spans at most this (of 255, 10th–90th percentile) over the training frames: not lips that part or eyelids
     reference_frame: bool = True         # bodies: a training frame warped limb by limb to each pose, beside the skeleton

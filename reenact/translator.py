@@ -21,16 +21,18 @@ OLD_GENERATOR = "global"
 
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
                     temporal_scales: int, background: bool = False, generator: str = "unet",
-                    neural_texture: bool = False, texture_composite: bool = False, mask_scale: int = 1) -> dict[str, dict]:
+                    neural_texture: bool = False, texture_composite: bool = False, mask_scale: int = 1,
+                    mask_gain: float = 1.0) -> dict[str, dict]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
     With ``background`` the generator also paints an alpha, over a background plate; with
     ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates,
-    and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks) that shows the
-    texture's colours in the frame, on its steady texels only."""
+    and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks, pushed towards 0
+    or 1 by ``mask_gain`` outside training) that shows the texture's colours in the frame, on its
+    steady texels only."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     texture = ({"channels": preset.texture_channels, "size": 2 * preset.resolution, "levels": 4,
                 "proxy_channels": proxy_channels, "window": window, "composite": texture_composite,
-                "mask_scale": mask_scale, "steady": texture_composite}
+                "mask_scale": mask_scale, "mask_gain": mask_gain, "steady": texture_composite}
                if neural_texture else None)
     out_channels = 3 + background + bool(texture and texture_composite)
     return {
@@ -69,7 +71,7 @@ def build_generator(arguments: dict) -> nn.Module:
         generator = TexturedGenerator(generator, NeuralTexture(texture["channels"], texture["size"], texture["levels"],
                                                                texture.get("steady", False)),
                                       texture["proxy_channels"], texture["window"], texture.get("composite", False),
-                                      texture.get("mask_scale", 1))
+                                      texture.get("mask_scale", 1), texture.get("mask_gain", 1.0))
     if "background" in arguments:
         return CompositingGenerator(generator, arguments["background"]["resolution"])
     return generator

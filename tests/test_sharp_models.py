@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from reenact.body import layout
 from reenact.body.reference import ReferenceWarp, WithReference, affine, choose_reference, similarity
@@ -17,7 +18,8 @@ from reenact.face.geometry import project
 from reenact.face.model import load_face_model
 from reenact.face.proxy import FaceProxyRenderer
 from reenact.models import GlobalGenerator
-from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, mask_commitment, pull_push, texture_from_frames,
+from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, detail_where_masked, gaussian_blur, mask_commitment,
+                                           pull_push, show_where_masked, texture_from_frames,
                                            texture_mask, unscattered)
 from reenact.models.unet import UNetGenerator
 from reenact.stabilise import StabiliserSettings, TemporalStabiliser
@@ -104,6 +106,62 @@ def test_the_texture_mask_is_blocks_not_pixels_and_only_on_the_face():
     assert (smooth[1:] <= smooth[:-1]).all() and 0 < smooth[7] < 1           # one soft edge between them
 
 
+def test_the_mask_gain_pushes_each_block_to_one_source_and_leaves_one_half_alone():
+    covered = torch.ones(1, 1, 8, 8)
+    levels = torch.tensor([0.3, 0.45, 0.5, 0.8]).repeat_interleave(2).view(1, 1, 1, 8).expand(1, 1, 8, 8)
+    painted = levels * 2 - 1                                                   # the mask channel, in model range
+    torch.testing.assert_close(texture_mask(painted, covered, 1, gain=1.0), levels)
+    gained = texture_mask(painted, covered, 1, gain=4.0)[0, 0, 0, ::2]
+    torch.testing.assert_close(gained, torch.tensor([0.0, 0.3, 0.5, 1.0]))   # 0.5 ± 4·distance, clamped
+    assert texture_mask(painted, torch.zeros_like(covered), 1, gain=4.0).eq(0).all()   # still none off the face
+    blocks = texture_mask(torch.full((1, 1, 16, 16), 0.4), covered.new_ones(1, 1, 16, 16), 4, gain=100.0)
+    assert blocks.eq(1).all()                                                  # a block at 0.7 shows the texture only
+
+
+def test_the_gaussian_blur_is_opencvs_with_repeated_edges():
+    images = torch.rand(2, 3, 20, 24)
+    for sigma in (0.5, 2.0):
+        radius = max(1, round(3 * sigma))
+        expected = [cv2.GaussianBlur(image.permute(1, 2, 0).numpy(), (2 * radius + 1, 2 * radius + 1), sigma,
+                                     borderType=cv2.BORDER_REPLICATE) for image in images]
+        torch.testing.assert_close(gaussian_blur(images, sigma), torch.from_numpy(np.stack(expected)).permute(0, 3, 1, 2),
+                                   atol=1e-5, rtol=0)
+
+
+def test_the_gained_mask_shows_the_textures_detail_in_the_soft_blends_colours():
+    fine = torch.where((torch.arange(16)[:, None] + torch.arange(16)) % 2 == 0, 0.3, -0.3)   # one-pixel checks
+    texture = (0.2 + fine).expand(1, 3, 16, 16)
+    painted = torch.full((1, 4, 16, 16), -0.4)                                  # flat, darker; a mask channel
+    soft, gained = torch.full((1, 1, 16, 16), 0.5), torch.ones(1, 1, 16, 16)
+    torch.testing.assert_close(detail_where_masked(painted, texture, soft, soft, 2.0), show_where_masked(painted, texture, soft))
+    frame = detail_where_masked(painted, texture, soft, gained, 2.0)[:, :3]
+    inside = frame[..., 6:10, 6:10]
+    assert inside.mean().item() == pytest.approx(-0.1, abs=1e-4)                # the blend's colour: (0.2 − 0.4) / 2
+    assert (inside - inside.mean()).abs().mean().item() == pytest.approx(0.3, abs=0.01)   # the texture's whole detail
+    blended = show_where_masked(painted, texture, soft)[..., 6:10, 6:10]
+    assert (blended - blended.mean()).abs().mean().item() == pytest.approx(0.15, abs=0.01)  # the blend keeps half
+
+
+def test_the_generator_trains_on_the_soft_mask_and_shows_the_gained_one():
+    torch.manual_seed(0)
+    unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
+    generator = TexturedGenerator(unet, NeuralTexture(channels=4, size=64, levels=3), 4, 3, composite=True,
+                                  mask_scale=4, mask_gain=100.0)
+    x = torch.cat([face_proxy_window(), torch.zeros(1, 3, 32, 32)], dim=1)
+    with torch.no_grad():
+        sampled, _, showable = generator.sample(x)
+        painted = unet(torch.cat([x, sampled], dim=1))
+        trained = generator.train()(x, with_mask=True)[:, 3:4]
+        frame_and_mask = generator.eval()(x, with_mask=True)
+    soft, shown = texture_mask(painted, showable, 4), frame_and_mask[:, 3:4]
+    torch.testing.assert_close(trained, soft)
+    torch.testing.assert_close(shown, texture_mask(painted, showable, 4, gain=100.0))
+    torch.testing.assert_close(frame_and_mask[:, :3], detail_where_masked(painted, sampled[:, :3], soft, shown, 2.0))
+    inside = showable.bool() & (F.max_pool2d(1 - showable, 9, 1, 4) == 0)    # away from the face's edge
+    assert ((shown[inside] < 0.01) | (shown[inside] > 0.99)).float().mean() > 0.8 > \
+        ((trained[inside] < 0.01) | (trained[inside] > 0.99)).float().mean()
+
+
 def test_the_commitment_loss_is_zero_for_either_source_and_largest_for_half_of_each():
     covered = torch.zeros(2, 1, 8, 8)
     covered[..., :4] = 1
@@ -161,9 +219,10 @@ def test_a_texture_checkpoint_from_before_the_composite_builds_without_it():
     assert arguments["generator"]["out_channels"] == 4 and arguments["neural_texture"]["composite"]
     assert arguments["neural_texture"]["mask_scale"] == 1          # what checkpoints from before the blocks had
     assert "texture.steady" in build_generator(arguments).state_dict()
-    del arguments["neural_texture"]["mask_scale"], arguments["neural_texture"]["steady"]
+    del arguments["neural_texture"]["mask_scale"], arguments["neural_texture"]["steady"], arguments["neural_texture"]["mask_gain"]
     generator = build_generator(arguments)
     assert generator.mask_scale == 1 and "texture.steady" not in generator.state_dict()   # loads a state without it
+    assert generator.mask_gain == 1.0                              # shows the mask it was trained with
     del arguments["neural_texture"]["composite"]
     arguments["generator"]["out_channels"] = 3
     generator = build_generator(arguments)
