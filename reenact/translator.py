@@ -22,9 +22,10 @@ OLD_GENERATOR = "global"
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
                     temporal_scales: int, background: bool = False, generator: str = "unet",
                     neural_texture: bool = False, texture_composite: bool = False, mask_scale: int = 1,
-                    mask_gain: float = 1.0) -> dict[str, dict]:
+                    mask_gain: float = 1.0, alpha_gain: float = 1.0) -> dict[str, dict]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
-    With ``background`` the generator also paints an alpha, over a background plate; with
+    With ``background`` the generator also paints an alpha over a background plate (pushed towards
+    0 or 1 by ``alpha_gain`` outside training); with
     ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates,
     and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks, pushed towards 0
     or 1 by ``mask_gain`` outside training) that shows the texture's colours in the frame, on its
@@ -41,7 +42,7 @@ def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, tempo
                       "out_channels": out_channels, "ngf": preset.ngf,
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
         **({"neural_texture": texture} if texture else {}),
-        **({"background": {"resolution": preset.resolution}} if background else {}),
+        **({"background": {"resolution": preset.resolution, "alpha_gain": alpha_gain}} if background else {}),
         # (proxy of t, frame t)
         "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
         # (proxies of the clip's frames, then the frames), one per time scale
@@ -73,7 +74,8 @@ def build_generator(arguments: dict) -> nn.Module:
                                       texture["proxy_channels"], texture["window"], texture.get("composite", False),
                                       texture.get("mask_scale", 1), texture.get("mask_gain", 1.0))
     if "background" in arguments:
-        return CompositingGenerator(generator, arguments["background"]["resolution"])
+        background = arguments["background"]
+        return CompositingGenerator(generator, background["resolution"], background.get("alpha_gain", 1.0))
     return generator
 
 

@@ -75,6 +75,26 @@ def test_compositing_shows_the_plate_where_alpha_is_low_and_the_paint_where_it_i
     assert "plate" in composite.state_dict()
 
 
+def test_outside_training_the_alpha_is_pushed_to_the_paint_or_the_plate_in_the_soft_blends_colours():
+    torch.manual_seed(0)
+    composite = CompositingGenerator(GlobalGenerator(6, out_channels=4, ngf=8, n_downsample=2, n_blocks=1), SIZE, alpha_gain=4.0)
+    composite.plate.fill_(-1.0)
+    x = torch.rand(1, 6, SIZE, SIZE)
+    with torch.no_grad():
+        last = composite.generator.decoder[-2]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.5, 0.5, 0.5, np.arctanh(0.4)]))   # alpha 0.7 everywhere: a ghost in training
+        trained = composite.train()(x, with_alpha=True)
+        shown = composite.eval()(x, with_alpha=True)
+    torch.testing.assert_close(trained[:, 3], torch.full((1, SIZE, SIZE), 0.7))
+    torch.testing.assert_close(shown[:, 3], torch.ones(1, SIZE, SIZE))          # 0.5 + 4 · 0.2, clamped
+    torch.testing.assert_close(shown[:, :3], trained[:, :3])   # flat paint: the soft blend's colours are all there is
+    old = CompositingGenerator(composite.generator, SIZE)                       # a checkpoint from before the gain
+    old.plate.copy_(composite.plate)
+    with torch.no_grad():
+        torch.testing.assert_close(old.eval()(x, with_alpha=True), trained)
+
+
 def test_the_alpha_target_is_where_the_frame_differs_from_the_plate():
     plate = torch.zeros(1, 3, 2, 2)
     frames = torch.zeros(2, 3, 2, 2)                      # [-1, 1]: 0.1 and 0.3 are the edges of the ramp
@@ -147,7 +167,7 @@ def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walkin
     assert result.returncode == 0, result.stderr
     assert "background plate" in result.stderr
     state = torch.load(checkpoint, weights_only=True)
-    assert state["model"]["background"] == {"resolution": 96} and state["model"]["generator"]["out_channels"] == 4
+    assert state["model"]["background"] == {"resolution": 96, "alpha_gain": 2.0} and state["model"]["generator"]["out_channels"] == 4
     stored = ((state["generator"]["plate"][0].permute(1, 2, 0) + 1) * 127.5).round().numpy()
     assert np.abs(stored - plate[..., ::-1]).mean() < 1.0      # the plate travels in the checkpoint
 

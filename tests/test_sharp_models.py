@@ -18,7 +18,8 @@ from reenact.face.geometry import project
 from reenact.face.model import load_face_model
 from reenact.face.proxy import FaceProxyRenderer
 from reenact.models import GlobalGenerator
-from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, detail_where_masked, gaussian_blur, mask_commitment,
+from reenact.models.blend import gaussian_blur
+from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, detail_where_masked, mask_commitment,
                                            pull_push, show_where_masked, texture_from_frames,
                                            texture_mask, unscattered)
 from reenact.models.unet import UNetGenerator
@@ -111,8 +112,8 @@ def test_the_mask_gain_pushes_each_block_to_one_source_and_leaves_one_half_alone
     levels = torch.tensor([0.3, 0.45, 0.5, 0.8]).repeat_interleave(2).view(1, 1, 1, 8).expand(1, 1, 8, 8)
     painted = levels * 2 - 1                                                   # the mask channel, in model range
     torch.testing.assert_close(texture_mask(painted, covered, 1, gain=1.0), levels)
-    gained = texture_mask(painted, covered, 1, gain=4.0)[0, 0, 0, ::2]
-    torch.testing.assert_close(gained, torch.tensor([0.0, 0.3, 0.5, 1.0]))   # 0.5 ± 4·distance, clamped
+    pushed = texture_mask(painted, covered, 1, gain=4.0)[0, 0, 0, ::2]
+    torch.testing.assert_close(pushed, torch.tensor([0.0, 0.3, 0.5, 1.0]))   # 0.5 ± 4·distance, clamped
     assert texture_mask(painted, torch.zeros_like(covered), 1, gain=4.0).eq(0).all()   # still none off the face
     blocks = texture_mask(torch.full((1, 1, 16, 16), 0.4), covered.new_ones(1, 1, 16, 16), 4, gain=100.0)
     assert blocks.eq(1).all()                                                  # a block at 0.7 shows the texture only
@@ -132,9 +133,9 @@ def test_the_gained_mask_shows_the_textures_detail_in_the_soft_blends_colours():
     fine = torch.where((torch.arange(16)[:, None] + torch.arange(16)) % 2 == 0, 0.3, -0.3)   # one-pixel checks
     texture = (0.2 + fine).expand(1, 3, 16, 16)
     painted = torch.full((1, 4, 16, 16), -0.4)                                  # flat, darker; a mask channel
-    soft, gained = torch.full((1, 1, 16, 16), 0.5), torch.ones(1, 1, 16, 16)
-    torch.testing.assert_close(detail_where_masked(painted, texture, soft, soft, 2.0), show_where_masked(painted, texture, soft))
-    frame = detail_where_masked(painted, texture, soft, gained, 2.0)[:, :3]
+    soft, gained_mask = torch.full((1, 1, 16, 16), 0.5), torch.ones(1, 1, 16, 16)
+    torch.testing.assert_close(detail_where_masked(painted, texture, soft, soft), show_where_masked(painted, texture, soft))
+    frame = detail_where_masked(painted, texture, soft, gained_mask)[:, :3]
     inside = frame[..., 6:10, 6:10]
     assert inside.mean().item() == pytest.approx(-0.1, abs=1e-4)                # the blend's colour: (0.2 − 0.4) / 2
     assert (inside - inside.mean()).abs().mean().item() == pytest.approx(0.3, abs=0.01)   # the texture's whole detail
@@ -156,7 +157,7 @@ def test_the_generator_trains_on_the_soft_mask_and_shows_the_gained_one():
     soft, shown = texture_mask(painted, showable, 4), frame_and_mask[:, 3:4]
     torch.testing.assert_close(trained, soft)
     torch.testing.assert_close(shown, texture_mask(painted, showable, 4, gain=100.0))
-    torch.testing.assert_close(frame_and_mask[:, :3], detail_where_masked(painted, sampled[:, :3], soft, shown, 2.0))
+    torch.testing.assert_close(frame_and_mask[:, :3], detail_where_masked(painted, sampled[:, :3], soft, shown))
     inside = showable.bool() & (F.max_pool2d(1 - showable, 9, 1, 4) == 0)    # away from the face's edge
     assert ((shown[inside] < 0.01) | (shown[inside] > 0.99)).float().mean() > 0.8 > \
         ((trained[inside] < 0.01) | (trained[inside] > 0.99)).float().mean()

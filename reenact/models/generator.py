@@ -6,6 +6,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from reenact.models.blend import gained, with_colours_of
+
 MAX_CHANNELS = 512
 
 
@@ -92,16 +94,24 @@ class WrappedGenerator(nn.Module):
 class CompositingGenerator(WrappedGenerator):
     """vid2vid's foreground/background split: the generator paints colour and an alpha, and the
     frame is that paint over a fixed background plate, the plate showing where alpha is low. The
-    plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict."""
+    plate, in [-1, 1], is a buffer: the caller sets it, and it travels in the state dict. Outside
+    training the alpha is pushed from one half by ``alpha_gain``, in the soft blend's colours
+    (reenact/models/blend.py): a person half painted over the plate is a ghost."""
 
-    def __init__(self, generator: nn.Module, resolution: int):
+    def __init__(self, generator: nn.Module, resolution: int, alpha_gain: float = 1.0):
         super().__init__()
-        self.generator = generator
+        self.generator, self.alpha_gain = generator, alpha_gain
         self.register_buffer("plate", torch.zeros(1, 3, resolution, resolution))
 
     def forward(self, x: torch.Tensor, with_alpha: bool = False) -> torch.Tensor:
         """The frame (B, 3, R, R); ``with_alpha`` appends the alpha as a fourth channel, for its loss."""
         painted = self.generator(x)
         alpha = (painted[:, 3:4] + 1) / 2
-        frame = alpha * painted[:, :3] + (1 - alpha) * self.plate
+        frame = self.over_plate(painted, alpha)
+        if not self.training and self.alpha_gain != 1:
+            alpha = gained(alpha, self.alpha_gain)
+            frame = with_colours_of(self.over_plate(painted, alpha), frame)
         return torch.cat([frame, alpha], dim=1) if with_alpha else frame
+
+    def over_plate(self, painted: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return alpha * painted[:, :3] + (1 - alpha) * self.plate

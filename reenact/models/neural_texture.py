@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reenact.models.blend import gained, with_colours_of
 from reenact.models.generator import WrappedGenerator
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])     # ITU-R BT.601
@@ -69,8 +70,7 @@ def texture_mask(painted: torch.Tensor, covered: torch.Tensor, scale: int, gain:
     mask = (painted[:, -1:] + 1) / 2
     if scale > 1:
         mask = F.avg_pool2d(mask, scale)
-    if gain != 1:
-        mask = ((mask - 0.5) * gain + 0.5).clamp(0, 1)
+    mask = gained(mask, gain)
     if scale > 1:
         mask = F.interpolate(mask, size=painted.shape[-2:], mode="bilinear", align_corners=False)
     return mask * covered
@@ -83,25 +83,13 @@ def show_where_masked(painted: torch.Tensor, shown: torch.Tensor, mask: torch.Te
     return torch.cat([frame, painted[:, 3:-1]], dim=1)
 
 
-def detail_where_masked(painted: torch.Tensor, shown: torch.Tensor, soft: torch.Tensor, gained: torch.Tensor,
-                        sigma: float) -> torch.Tensor:
-    """As ``show_where_masked`` by the ``gained`` mask, with the colours (what a Gaussian of
-    ``sigma`` pixels keeps) of the blend by the ``soft`` one. The texture holds the training frames'
-    median colours: on d3's held-out frames, brighter than that, a mask pushed to the texture
-    showed the face 8 levels too dark (2 dB of PSNR), where the soft blend's painting had lit it."""
-    frame = show_where_masked(painted, shown, gained)
-    colour_shift = gaussian_blur((soft - gained) * (shown.clamp(-1, 1) - painted[:, :3]), sigma)
-    return torch.cat([frame[:, :3] + colour_shift, frame[:, 3:]], dim=1)
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, C, H, W) images blurred by a separable Gaussian of ``sigma`` pixels, edges repeated."""
-    radius = max(1, round(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
-    kernel = (kernel / kernel.sum()).repeat(images.shape[1], 1, 1, 1)         # (C, 1, 1, K)
-    rows = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), kernel, groups=images.shape[1])
-    return F.conv2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"), kernel.transpose(2, 3), groups=images.shape[1])
+def detail_where_masked(painted: torch.Tensor, shown: torch.Tensor, soft: torch.Tensor, gained_mask: torch.Tensor) -> torch.Tensor:
+    """As ``show_where_masked`` by the ``gained_mask``, in the colours of the blend by the ``soft``
+    one. The texture holds the training frames' median colours. On d3's held-out frames, which are
+    brighter than that, a mask pushed to the texture showed the face 8 levels too dark (2 dB of
+    PSNR), where the soft blend's painting had lit it."""
+    frame, soft_frame = show_where_masked(painted, shown, gained_mask), show_where_masked(painted, shown, soft)
+    return torch.cat([with_colours_of(frame[:, :3], soft_frame[:, :3]), frame[:, 3:]], dim=1)
 
 
 def mask_commitment(mask: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
@@ -148,9 +136,9 @@ class TexturedGenerator(WrappedGenerator):
         if self.training or self.mask_gain == 1:
             frame = show_where_masked(painted, sampled[:, :3], mask)
         else:
-            gained = texture_mask(painted, showable, self.mask_scale, self.mask_gain)
-            frame = detail_where_masked(painted, sampled[:, :3], mask, gained, self.mask_scale / 2)
-            mask = gained
+            gained_mask = texture_mask(painted, showable, self.mask_scale, self.mask_gain)
+            frame = detail_where_masked(painted, sampled[:, :3], mask, gained_mask)
+            mask = gained_mask
         return torch.cat([frame, mask, showable], dim=1) if with_mask else frame
 
 
