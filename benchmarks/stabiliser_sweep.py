@@ -1,6 +1,6 @@
 """How the temporal stabiliser's settings trade flicker against sharpness, on a checkpoint's held-out frames.
 
-    python benchmarks/stabiliser_sweep.py CHECKPOINT [--subject FOLDER] [--set detail_sigma=0,1,1.5] ...
+    python benchmarks/stabiliser_sweep.py CHECKPOINT [--subject FOLDER] [--set blend=0.9,0.93] [--set restore_detail=0,1] ...
 
 The generator runs once over the held-out frames (fed its own unstabilised output, as always);
 then each setting's stabiliser runs over those frames. Prints, per setting, flicker over the real
@@ -48,6 +48,11 @@ def flicker(frames: np.ndarray, flows: list[np.ndarray]) -> float:
     return float(np.mean([metrics.warping_error(floats[t - 1], floats[t], flows[t - 1]) for t in range(1, len(floats))]))
 
 
+def setting_value(default, text: str):
+    """``text`` as the type of the setting's ``default``; a switch is 0 or 1."""
+    return bool(int(text)) if isinstance(default, bool) else type(default)(text)
+
+
 def main() -> None:
     args = parse_args()
     torch.set_grad_enabled(False)
@@ -68,7 +73,7 @@ def main() -> None:
     sharpness = lambda frames: float(np.mean(high_frequency_energy(frames, masks) / real_energy))
     print(f"{'unstabilised':40s} flicker ×real {flicker(raw, flows) / real_flicker:5.2f}  sharpness {sharpness(raw):.2f}")
     base = reenactor.mode.stabiliser
-    grid = {name: [type(getattr(base, name))(v) for v in values.split(",")]
+    grid = {name: [setting_value(getattr(base, name), v) for v in values.split(",")]
             for name, values in (item.split("=", 1) for item in args.set)}
     for values in itertools.product(*grid.values()):
         settings = dataclasses.replace(base, **dict(zip(grid, values)))
