@@ -144,8 +144,9 @@ class TemporalStabiliser:
         at any resolution; without it, DIS estimates it from the two proxies."""
         if self.reference_proxy is None or self.reference_proxy.shape != proxy.shape:
             return self.show(proxy, generated.astype(np.float32))
+        near = drawn_near(self.reference_proxy, proxy)
         if rendered_flow is None:
-            flow = optical_flow(self.reference_proxy[..., :3], proxy[..., :3]) * drawn_near(self.reference_proxy, proxy)
+            flow = optical_flow(self.reference_proxy[..., :3], proxy[..., :3]) * near
         else:
             flow = resized_flow(rendered_flow, proxy.shape[0])
         points = sample_points(flow)
@@ -158,8 +159,7 @@ class TemporalStabiliser:
         blended = weight * previous + (1 - weight) * generated
         if not self.settings.restore_detail:
             return self.show(proxy, blended)
-        detailed = with_detail_of(blended, generated.astype(np.float32), drawn_near(self.reference_proxy, proxy),
-                                  self.settings.max_detail_gain)
+        detailed = with_detail_of(blended, generated.astype(np.float32), near, self.settings.max_detail_gain)
         return self.show(proxy, blended, detailed)
 
     def show(self, proxy: np.ndarray, state: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
@@ -170,8 +170,8 @@ class TemporalStabiliser:
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
-    """(H, W) Rec. 601 luma of a float (H, W, 3) RGB image."""
-    return image @ np.float32([0.299, 0.587, 0.114])
+    """(H, W) Rec. 601 luma of a float (H, W, 3) RGB image, as ``optical_flow``'s grey."""
+    return cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2GRAY)
 
 
 def finest_band(image: np.ndarray) -> np.ndarray:
