@@ -62,7 +62,8 @@ def run(config: TrainConfig) -> Path:
                                     background=plate is not None, generator=config.generator,
                                     neural_texture=config.neural_texture and subject.mode.has_texture_coordinates,
                                     texture_composite=config.texture_composite, mask_scale=config.mask_scale,
-                                    mask_gain=config.mask_gain, alpha_gain=config.alpha_gain)
+                                    mask_gain=config.mask_gain, alpha_gain=config.alpha_gain,
+                                    reference_composite=config.reference_composite and reference is not None)
         if clip.head_centers is not None:
             arguments |= face_enhancer_arguments(preset, subject.proxies().shape[-1], face_crop_size(preset.resolution))
         perceptual, perceptual_record = perceptual_loss(config, world)

@@ -91,6 +91,7 @@ class TrainConfig:
     mask_commit_weight: float = 1.0      # … a loss on mask·(1 − mask), ramped up with training: show the texture or the painting, not a blur of both
     steady_spread: int = 64              # … shown only on texels whose brightness spans at most this (of 255, 10th–90th percentile) over the training frames: not lips that part or eyelids
     reference_frame: bool = True         # bodies: a training frame warped limb by limb to each pose, beside the skeleton
+    reference_composite: bool = True     # … and where the generator's mask says, the frame shows that warped frame's pixels (mask_scale, mask_gain)
     alpha_gain: float = 2.0              # bodies over a plate: outside training, the alpha pushed from one half by this: a person, not a ghost
     num_threads: int = 0                 # CPU threads for torch; 0 keeps torch's default
 

@@ -9,6 +9,7 @@ from torch import nn
 from reenact.data import center_proxy, generator_input, to_model_range, to_uint8
 from reenact.models import CompositingGenerator, GlobalGenerator, MultiscaleDiscriminator
 from reenact.models.neural_texture import NeuralTexture, TexturedGenerator
+from reenact.models.reference_composite import ReferenceCompositeGenerator
 from reenact.models.unet import UNetGenerator
 from reenact.presets import ModelPreset
 from reenact.stabilise import TemporalStabiliser
@@ -22,26 +23,30 @@ OLD_GENERATOR = "global"
 def model_arguments(preset: ModelPreset, window: int, proxy_channels: int, temporal_frames: int,
                     temporal_scales: int, background: bool = False, generator: str = "unet",
                     neural_texture: bool = False, texture_composite: bool = False, mask_scale: int = 1,
-                    mask_gain: float = 1.0, alpha_gain: float = 1.0) -> dict[str, dict]:
+                    mask_gain: float = 1.0, alpha_gain: float = 1.0, reference_composite: bool = False) -> dict[str, dict]:
     """Constructor arguments of each network; saved in the checkpoint so transfer can rebuild them.
     With ``background`` the generator also paints an alpha over a background plate (pushed towards
     0 or 1 by ``alpha_gain`` outside training); with
     ``neural_texture`` it also sees a learned texture sampled at the proxy's texture coordinates,
     and with ``texture_composite`` paints a mask (of ``mask_scale``-pixel blocks, pushed towards 0
     or 1 by ``mask_gain`` outside training) that shows the texture's colours in the frame, on its
-    steady texels only."""
+    steady texels only; with ``reference_composite`` (bodies, whose proxies end with the reference
+    frame warped to the pose) a mask of the same kind that shows the warped reference's pixels."""
     discriminator = {"ndf": preset.ndf, "n_layers": preset.discriminator_layers, "n_scales": preset.discriminator_scales}
     texture = ({"channels": preset.texture_channels, "size": 2 * preset.resolution, "levels": 4,
                 "proxy_channels": proxy_channels, "window": window, "composite": texture_composite,
                 "mask_scale": mask_scale, "mask_gain": mask_gain, "steady": texture_composite}
                if neural_texture else None)
-    out_channels = 3 + background + bool(texture and texture_composite)
+    reference = ({"proxy_channels": proxy_channels, "window": window, "mask_scale": mask_scale, "mask_gain": mask_gain}
+                 if reference_composite else None)
+    out_channels = 3 + background + bool(texture and texture_composite) + bool(reference)
     return {
         "architecture": {"generator": generator},
         "generator": {"in_channels": proxy_channels * window + 3 + (texture["channels"] if texture else 0),
                       "out_channels": out_channels, "ngf": preset.ngf,
                       "n_downsample": preset.n_downsample, "n_blocks": preset.n_blocks},
         **({"neural_texture": texture} if texture else {}),
+        **({"reference_composite": reference} if reference else {}),
         **({"background": {"resolution": preset.resolution, "alpha_gain": alpha_gain}} if background else {}),
         # (proxy of t, frame t)
         "image_discriminator": {"in_channels": proxy_channels + 3, **discriminator},
@@ -73,6 +78,8 @@ def build_generator(arguments: dict) -> nn.Module:
                                                                texture.get("steady", False)),
                                       texture["proxy_channels"], texture["window"], texture.get("composite", False),
                                       texture.get("mask_scale", 1), texture.get("mask_gain", 1.0))
+    if "reference_composite" in arguments:
+        generator = ReferenceCompositeGenerator(generator, **arguments["reference_composite"])
     if "background" in arguments:
         background = arguments["background"]
         return CompositingGenerator(generator, background["resolution"], background.get("alpha_gain", 1.0))

@@ -167,7 +167,9 @@ def test_track_writes_a_plate_for_a_still_camera_and_train_paints_over_it(walkin
     assert result.returncode == 0, result.stderr
     assert "background plate" in result.stderr
     state = torch.load(checkpoint, weights_only=True)
-    assert state["model"]["background"] == {"resolution": 96, "alpha_gain": 2.0} and state["model"]["generator"]["out_channels"] == 4
+    assert state["model"]["background"] == {"resolution": 96, "alpha_gain": 2.0}
+    # Colour, the plate's alpha, and the mask that shows the warped reference frame.
+    assert state["model"]["generator"]["out_channels"] == 5 and state["model"]["reference_composite"]["mask_gain"] == 4.0
     stored = ((state["generator"]["plate"][0].permute(1, 2, 0) + 1) * 127.5).round().numpy()
     assert np.abs(stored - plate[..., ::-1]).mean() < 1.0      # the plate travels in the checkpoint
 

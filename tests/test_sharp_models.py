@@ -22,6 +22,7 @@ from reenact.models.blend import gaussian_blur
 from reenact.models.neural_texture import (NeuralTexture, TexturedGenerator, detail_where_masked, mask_commitment,
                                            pull_push, show_where_masked, texture_from_frames,
                                            texture_mask, unscattered)
+from reenact.models.reference_composite import ReferenceCompositeGenerator
 from reenact.models.unet import UNetGenerator
 from reenact.stabilise import StabiliserSettings, TemporalStabiliser
 from reenact.translator import build_generator, model_arguments
@@ -433,3 +434,65 @@ def test_a_subjects_proxies_gain_the_warped_reference_a_slice_at_a_time():
     chunk = proxies[1:3]
     np.testing.assert_array_equal(chunk[..., :3], skeletons[1:3])
     np.testing.assert_array_equal(chunk[1, ..., 3:], warp(poses[2]))
+
+
+def body_window_with_reference(window: int = 3, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (1, 6·window + 3, R, R) generator input in model range: per proxy a skeleton's 3 channels and a
+    warped reference's 3 (painted on the left half only, the rest black), then the previous frame;
+    and frame t's reference."""
+    generator = torch.Generator().manual_seed(0)
+    proxies = torch.rand(1, 6 * window, size, size, generator=generator) * 2 - 1
+    for t in range(window):
+        proxies[:, 6 * t + 3:6 * t + 6, :, size // 2:] = -1
+    x = torch.cat([proxies, torch.zeros(1, 3, size, size)], dim=1)
+    centre = 6 * (window // 2)
+    return x, x[:, centre + 3:centre + 6]
+
+
+def test_the_body_shows_the_warped_reference_where_its_mask_says_and_keeps_the_alpha():
+    torch.manual_seed(0)
+    unet = UNetGenerator(6 * 3 + 3, out_channels=5, ngf=8, n_downsample=2, n_blocks=1)
+    generator = ReferenceCompositeGenerator(unet, proxy_channels=6, window=3)
+    x, reference = body_window_with_reference()
+    with torch.no_grad():
+        unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 50.0]))   # tanh → mask 1 everywhere
+        shown, painted = generator(x), unet(x)
+    assert shown.shape == (1, 4, 32, 32)
+    torch.testing.assert_close(shown[..., :3, :, :16], reference[..., :16])      # the warped reference
+    torch.testing.assert_close(shown[..., :3, :, 16:], painted[:, :3, :, 16:])   # none there: the painting
+    torch.testing.assert_close(shown[:, 3:], painted[:, 3:4])                  # the plate's alpha passes through
+    with torch.no_grad():
+        unet.head[1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, -50.0]))  # mask 0: the painting everywhere
+        torch.testing.assert_close(generator(x), unet(x)[:, :4])
+        unet.head[1].bias.zero_()
+    generator(x).square().mean().backward()
+    assert unet.head[1].weight.grad[4].abs().sum() > 0                         # the mask learns
+
+
+def test_the_body_trains_on_the_soft_reference_mask_and_shows_the_gained_one():
+    torch.manual_seed(0)
+    unet = UNetGenerator(6 * 3 + 3, out_channels=5, ngf=8, n_downsample=2, n_blocks=1)
+    generator = ReferenceCompositeGenerator(unet, proxy_channels=6, window=3, mask_scale=4, mask_gain=4.0)
+    x, reference = body_window_with_reference()
+    covered = (reference > -1).any(dim=1, keepdim=True).float()
+    with torch.no_grad():
+        painted = unet(x)
+        soft, gained_mask = texture_mask(painted, covered, 4), texture_mask(painted, covered, 4, gain=4.0)
+        torch.testing.assert_close(generator.train()(x), show_where_masked(painted, reference, soft))
+        torch.testing.assert_close(generator.eval()(x), detail_where_masked(painted, reference, soft, gained_mask))
+
+
+def test_a_body_checkpoint_built_with_the_reference_composite_paints_over_its_plate_and_one_without_loads_as_before():
+    arguments = model_arguments(PRESETS["tiny"], 3, 6, 3, 1, background=True, reference_composite=True)
+    assert arguments["generator"]["out_channels"] == 5 and arguments["reference_composite"]["proxy_channels"] == 6
+    generator = build_generator(arguments).eval()
+    assert isinstance(generator.generator, ReferenceCompositeGenerator)
+    size = PRESETS["tiny"].resolution
+    x, _ = body_window_with_reference(size=size)
+    with torch.no_grad():
+        assert generator(x).shape == (1, 3, size, size) and generator(x, with_alpha=True).shape == (1, 4, size, size)
+    del arguments["reference_composite"]                                        # a checkpoint from before it
+    arguments["generator"]["out_channels"] = 4
+    generator = build_generator(arguments)
+    assert not isinstance(generator.generator, ReferenceCompositeGenerator)
+    assert generator.generator.head[1].out_channels == 4

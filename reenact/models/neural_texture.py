@@ -92,6 +92,18 @@ def detail_where_masked(painted: torch.Tensor, shown: torch.Tensor, soft: torch.
     return torch.cat([with_colours_of(frame[:, :3], soft_frame[:, :3]), frame[:, 3:]], dim=1)
 
 
+def masked_composite(painted: torch.Tensor, shown: torch.Tensor, showable: torch.Tensor, scale: int,
+                     gain: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame and the mask it used: ``shown`` where ``painted``'s mask (its last channel, in
+    ``scale``-pixel blocks, only where ``showable``) says, over ``painted``; with a ``gain`` other than
+    1 (outside training), the mask pushed from one half in the soft blend's colours."""
+    mask = texture_mask(painted, showable, scale)
+    if gain == 1:
+        return show_where_masked(painted, shown, mask), mask
+    gained_mask = texture_mask(painted, showable, scale, gain)
+    return detail_where_masked(painted, shown, mask, gained_mask), gained_mask
+
+
 def mask_commitment(mask: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
     """The mean of mask·(1 − mask) over the face: 0 where the frame shows the texture or the
     painting, 0.25 where it shows half of each. A blend of two sources whose detail does not line up
@@ -132,13 +144,8 @@ class TexturedGenerator(WrappedGenerator):
         painted = self.generator(torch.cat([x, sampled], dim=1))
         if not self.composite:
             return painted
-        mask = texture_mask(painted, showable, self.mask_scale)
-        if self.training or self.mask_gain == 1:
-            frame = show_where_masked(painted, sampled[:, :3], mask)
-        else:
-            gained_mask = texture_mask(painted, showable, self.mask_scale, self.mask_gain)
-            frame = detail_where_masked(painted, sampled[:, :3], mask, gained_mask)
-            mask = gained_mask
+        frame, mask = masked_composite(painted, sampled[:, :3], showable, self.mask_scale,
+                                       1.0 if self.training else self.mask_gain)
         return torch.cat([frame, mask, showable], dim=1) if with_mask else frame
 
 
