@@ -28,6 +28,12 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])     # ITU-R BT.601
 COVERED_ABOVE = -1 + 0.5 / 127.5
 
 
+def drawn(images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, R, R) 1 where any channel of the (B, C, R, R) model-range ``images`` is above the
+    background level: where a proxy drew something."""
+    return (images > COVERED_ABOVE).any(dim=1, keepdim=True).to(images.dtype)
+
+
 class NeuralTexture(nn.Module):
     """With ``steady``, it also holds which texels the footage showed alike from frame to frame
     (``steady``, 1 or 0 a texel), set by ``initialise``."""
@@ -133,7 +139,7 @@ class TexturedGenerator(WrappedGenerator):
         """The texture at frame t's pixels, zero off the face; (B, 1, R, R) where the face is; and
         where the texture may show in the frame: the face's steady texels."""
         correspondence = x[:, self.center]
-        covered = (correspondence > COVERED_ABOVE).any(dim=1, keepdim=True).to(x.dtype)
+        covered = drawn(correspondence)
         uv = correspondence[:, :2].permute(0, 2, 3, 1).float()
         return self.texture(uv).to(x.dtype) * covered, covered, self.texture.steadiness(uv).to(x.dtype) * covered
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from reenact.models.generator import WrappedGenerator
-from reenact.models.neural_texture import COVERED_ABOVE, masked_composite
+from reenact.models.neural_texture import drawn, masked_composite
 
 REFERENCE_CHANNELS = 3      # the last channels of each body proxy: reenact/body/reference.py's WithReference
 
@@ -46,8 +46,7 @@ class ReferenceCompositeGenerator(WrappedGenerator):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reference = x[:, self.reference]
-        covered = (reference > COVERED_ABOVE).any(dim=1, keepdim=True).to(x.dtype)
         painted = self.generator(x)
-        frame, _ = masked_composite(painted, reference, covered, self.mask_scale,
+        frame, _ = masked_composite(painted, reference, drawn(reference), self.mask_scale,
                                     1.0 if self.training else self.mask_gain)
         return frame
