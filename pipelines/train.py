@@ -25,6 +25,7 @@ from reenact.errors import ReenactError
 from reenact.files import atomic_path, check_writable, write_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind
 from reenact.models.neural_texture import NeuralTexture, texture_from_frames
+from reenact.modes.base import Mode
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.checkpoint import undertrained_note
 from reenact.progress import info, progress_task, warn
@@ -44,7 +45,7 @@ def run(config: TrainConfig) -> Path:
     world, device = join_world(config.device)
     config = pick_preset(config, device, subject, world)
     preset = get_preset(config.preset)
-    config = fill_preset_defaults(config, preset, device)
+    config = fill_preset_defaults(config, preset, device, subject.mode)
     check_resolution(subject, preset, config)
     check_generator(config)
     out = Path(config.out) if config.out else Path.cwd() / f"{subject.root.resolve().name}.ckpt"
@@ -147,7 +148,7 @@ def pick_preset(config: TrainConfig, device: torch.device, subject: Subject, wor
     return replace(config, preset=name)
 
 
-def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch.device) -> TrainConfig:
+def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch.device, mode: Mode) -> TrainConfig:
     if config.minutes is not None and config.minutes <= 0:
         raise ReenactError(f"--minutes must be more than 0, got {config.minutes:g}")
     batch_size = config.batch_size or (preset.gpu_batch_size if device.type == "cuda" else preset.batch_size)
@@ -156,7 +157,8 @@ def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch
     return replace(config, steps=steps, batch_size=batch_size,
                    learning_rate=config.learning_rate or scaled_learning_rate(batch_size),
                    window=config.window or preset.window, sample_every=config.sample_every or preset.sample_every,
-                   temporal_scales=config.temporal_scales or preset.temporal_scales)
+                   temporal_scales=config.temporal_scales or preset.temporal_scales,
+                   real_previous_share=mode.real_previous_share if config.real_previous_share is None else config.real_previous_share)
 
 
 def check_resolution(subject: Subject, preset: ModelPreset, config: TrainConfig) -> None:

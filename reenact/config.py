@@ -71,6 +71,7 @@ class TrainConfig:
     alpha_weight: float = 5.0            # over a plate: L1 of the alpha against where the frame differs from the plate
     perceptual_loss: str = "auto"        # auto (vgg19 where its weights are cached, else none) | vgg19 | random | none
     temporal_weight: float = 1.0
+    real_previous_share: float | None = None  # of training sequences, this share feed frame 1 the real frame 0 as its previous output; default the mode's
     region_weight: float = 4.0           # in the L1 loss, 1 + this: a face's mouth and eyes, a body's person (skeleton grown)
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
     temporal_scales: int | None = None   # time scales (frame strides 1, 2, 4…), one discriminator each (vid2vid); default from the preset

@@ -235,10 +235,12 @@ def frozen(modules: Iterable[nn.Module]):
             module.requires_grad_(True)
 
 
-def generate_sequence(generator: nn.Module, proxies: torch.Tensor, **extra_channels: bool) -> list[torch.Tensor]:
+def generate_sequence(generator: nn.Module, proxies: torch.Tensor, first_real: torch.Tensor | None = None,
+                      real_share: float = 0.0, **extra_channels: bool) -> list[torch.Tensor]:
     """Frames 0..L-1 of (B, L, C·w, R, R) proxy windows, each fed the previous output (zeros first).
-    ``extra_channels`` (see ``losses_on_extra_channels``) asks the generator to append, after each
-    frame's RGB, what a loss supervises."""
+    With ``first_real`` (B, 3, R, R), that share of the sequences feed frame 1 the real frame 0
+    instead of the generated one. ``extra_channels`` (see ``losses_on_extra_channels``) asks the
+    generator to append, after each frame's RGB, what a loss supervises."""
     outputs, previous = [], None
     for index in range(proxies.shape[1]):
         window = proxies[:, index]
@@ -246,8 +248,20 @@ def generate_sequence(generator: nn.Module, proxies: torch.Tensor, **extra_chann
             previous = window.new_zeros(window.shape[0], 3, *window.shape[-2:])
         output = generator(generator_input(window, previous), **extra_channels)
         previous = output[:, :3]
+        if index == 0 and first_real is not None and real_share > 0:
+            previous = share_of_real(previous, first_real, real_share)
         outputs.append(output)
     return outputs
+
+
+def share_of_real(generated: torch.Tensor, real: torch.Tensor, share: float) -> torch.Tensor:
+    """Per sample, ``real`` with probability ``share``, else ``generated``.
+
+    Frame 0 is painted from no previous frame, so without real ones, most previous frames the
+    generator sees in training are poor, and it learns to paint each frame afresh; outside
+    training its previous frame is a good one, and its detail could carry on."""
+    chosen = torch.rand(real.shape[0], device=real.device) < share
+    return torch.where(chosen[:, None, None, None], real.to(generated.dtype), generated)
 
 
 def temporal_clips(centers: torch.Tensor, frames: torch.Tensor, clip_frames: int, scales: int) -> list[torch.Tensor]:
@@ -266,7 +280,8 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     device = batch["frames"].device
     extra_channels = losses_on_extra_channels(networks, config)
     with autocast(networks.acceleration, device):
-        sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], **extra_channels), dim=1)
+        sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], batch["frames"][:, 0],
+                                                 config.real_previous_share or 0.0, **extra_channels), dim=1)
         generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)

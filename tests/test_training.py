@@ -16,7 +16,7 @@ from torch import nn
 from reenact.config import TrainConfig
 from reenact.errors import ReenactError
 from reenact.presets import choose_preset
-from reenact.training import LR_SCHEDULES, Budget, sequence_length, temporal_clips, update_ema
+from reenact.training import LR_SCHEDULES, Budget, generate_sequence, sequence_length, temporal_clips, update_ema
 from tests.conftest import reenact_command, run_reenact
 
 
@@ -33,6 +33,35 @@ def test_temporal_clips_pick_frames_at_each_stride():
     fine, coarse = temporal_clips(centers, frames, clip_frames=3, scales=2)
     assert fine.shape == (1, 3 * 4 + 3 * 3, 2, 2)
     assert fine[0, 12::3, 0, 0].tolist() == [2.0, 3.0, 4.0] and coarse[0, 12::3, 0, 0].tolist() == [0.0, 2.0, 4.0]
+
+
+class PreviousPlusOne(nn.Module):
+    """Paints its previous frame brightened by one: what each frame was fed shows in its output."""
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs[:, -3:] + 1
+
+
+def test_a_share_of_sequences_feed_frame_one_the_real_frame_zero():
+    proxies, real_first = torch.zeros(64, 3, 2, 4, 4), torch.full((64, 3, 4, 4), 10.0)
+    never = generate_sequence(PreviousPlusOne(), proxies, real_first, real_share=0.0)
+    assert [frame.unique().tolist() for frame in never] == [[1.0], [2.0], [3.0]]     # zeros, then its own frames
+    always = generate_sequence(PreviousPlusOne(), proxies, real_first, real_share=1.0)
+    assert [frame.unique().tolist() for frame in always] == [[1.0], [11.0], [12.0]]  # frame 1 carries the real frame 0
+    torch.manual_seed(0)
+    half = generate_sequence(PreviousPlusOne(), proxies, real_first, real_share=0.5)[1][:, 0, 0, 0]
+    assert set(half.tolist()) == {2.0, 11.0} and 16 < int((half == 11).sum()) < 48
+
+
+def test_the_share_of_real_previous_frames_defaults_to_the_modes_and_an_explicit_one_stays():
+    from pipelines.train import fill_preset_defaults
+    from reenact.modes import MODES
+    from reenact.presets import get_preset
+
+    resolved = lambda mode, **keys: fill_preset_defaults(TrainConfig(subject="s", **keys), get_preset("tiny"),
+                                                         torch.device("cpu"), MODES[mode]).real_previous_share
+    assert (resolved("body"), resolved("face")) == (0.5, 0.0)
+    assert (resolved("body", real_previous_share=0.0), resolved("face", real_previous_share=1.0)) == (0.0, 1.0)
 
 
 def test_ema_moves_towards_the_weights_by_one_minus_decay():

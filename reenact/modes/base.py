@@ -41,6 +41,7 @@ class Mode:
     target_keys: tuple[str, ...]               # what its ``target_fields`` adds to a checkpoint's target
     who: str                                   # what a frame must show: "person" or "face"
     stabiliser: StabiliserSettings
+    real_previous_share: float                 # training's default (TrainConfig.real_previous_share)
     has_expressions: bool                      # per-frame ARKit weights to export and --edit
     has_texture_coordinates: bool              # the proxy's channels 0 and 1 place each pixel on a surface
     pose_scale: str                            # what eval's pose distances are divided by
