@@ -30,6 +30,7 @@ from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.files import atomic_path, strict_json
 from reenact.models import PERCEPTUAL_LOSSES, load_vgg19_features_state, perceptual_kind, vgg19_features
+from reenact.modes import BODY
 from reenact.presets import ModelPreset, get_preset, scaled_learning_rate
 from reenact.progress import console, info
 from reenact.training import (Acceleration, build_networks, compiled_graphs, configure_backends, sequence_length,
@@ -140,8 +141,10 @@ def parse_batch_sizes(text: str | None) -> list[int]:
 
 
 def make_setup(preset: ModelPreset, device: torch.device, bench: BenchTrainConfig) -> Setup:
+    # The synthetic clip has a head in every frame, as a body subject's has: train its way.
     config = TrainConfig(subject="synthetic", preset=bench.preset, steps=bench.warmup + bench.steps + 1,
-                         window=preset.window, temporal_scales=preset.temporal_scales)
+                         window=preset.window, temporal_scales=preset.temporal_scales,
+                         real_previous_share=BODY.real_previous_share)
     clip = synthetic_clip(preset.resolution, config).to(device)
     arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
     arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))

@@ -281,7 +281,7 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     extra_channels = losses_on_extra_channels(networks, config)
     with autocast(networks.acceleration, device):
         sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], batch["frames"][:, 0],
-                                                 config.real_previous_share or 0.0, **extra_channels), dim=1)
+                                                 config.real_previous_share, **extra_channels), dim=1)
         generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)

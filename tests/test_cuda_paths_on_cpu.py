@@ -16,6 +16,7 @@ import torch.multiprocessing as multiprocessing
 from reenact.config import TrainConfig
 from reenact.data import SubjectClip
 from reenact.models import VGGPerceptualLoss
+from reenact.modes import BODY
 from reenact.presets import ModelPreset
 from reenact.training import (Acceleration, build_networks, compiled_graphs, graph_breaks, sequence_length, train_step,
                               unwrap)
@@ -25,7 +26,8 @@ from tests.conftest import run_reenact
 SMALL = ModelPreset(resolution=32, ngf=8, n_downsample=2, n_blocks=2, ndf=8, discriminator_layers=2,
                     discriminator_scales=2, window=3, temporal_scales=2, batch_size=2, gpu_batch_size=2, steps=5,
                     sample_every=5)
-CONFIG = TrainConfig(subject="synthetic", steps=5, batch_size=2, window=3, temporal_scales=2, learning_rate=2e-4)
+CONFIG = TrainConfig(subject="synthetic", steps=5, batch_size=2, window=3, temporal_scales=2, learning_rate=2e-4,
+                     real_previous_share=BODY.real_previous_share)
 FRAMES = 24
 
 
