@@ -192,12 +192,13 @@ def with_detail_of(frame: np.ndarray, generated: np.ndarray, where: np.ndarray, 
     ``generated``'s: at least 1, at most ``max_gain``. The same change is added to each colour
     channel, so the colours stay the frame's.
 
-    Matching the band's own energy, pixel by pixel, left the averaged frame's Laplacian energy at
-    about half the generator's: the band holds coarser detail that averaging keeps, the Laplacian
-    sees the finest, which averaging loses. On the fidelity benchmark's held-out frames (flicker
-    ×real / sharpness, benchmarks/stabiliser_sweep.py): taiji 1.31 / 0.86 → 1.35 / 0.99, d6 1.33 /
-    0.80 → 1.34 / 0.91. A gain per pixel matched to the Laplacian's energy follows the detail the
-    generator paints afresh in each frame, and its changes flicker: taiji 1.37 / 0.99."""
+    Matching the band's own energy, pixel by pixel, left the Laplacian energy short of the
+    generator's (taiji held out: averaged 0.020, restored 0.025, generated 0.030): the band holds
+    coarser detail that averaging keeps, the Laplacian sees the finest, which averaging loses. On
+    the fidelity benchmark's held-out frames (flicker ×real / sharpness,
+    benchmarks/stabiliser_sweep.py): taiji 1.31 / 0.86 → 1.35 / 0.99, d6 1.33 / 0.80 → 1.34 / 0.91.
+    A gain per pixel matched to the Laplacian's energy follows the detail the generator paints
+    afresh in each frame, and its changes flicker: taiji 1.37 / 0.99."""
     weight = where[..., 0]
     band = finest_band(luminance(frame))
     frame_detail, band_detail = laplacian(luminance(frame)), laplacian(band)
