@@ -122,8 +122,8 @@ def test_the_finest_band_is_scaled_up_to_the_generated_frames_fine_detail_energy
 
 
 def test_an_averaged_frame_gets_back_the_fine_detail_energy_the_sharpness_figure_sees():
-    """A blur keeps coarser detail and loses the finest: the band's own energy barely drops, the
-    Laplacian's (the sharpness figure's) halves. The restore answers to the Laplacian's."""
+    """A blur of a pixel about halves the fine detail's (3×3 Laplacian's, the sharpness figure's)
+    energy; the restore gives back exactly the generated frame's."""
     from reenact.stabilise import laplacian, luminance, with_detail_of
 
     generated = texture(128, 3).astype(np.float32)
