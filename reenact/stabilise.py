@@ -183,6 +183,8 @@ def finest_band(image: np.ndarray) -> np.ndarray:
 
 
 def laplacian(image: np.ndarray) -> np.ndarray:
+    """The 3×3 Laplacian of a float (H, W) image: the fine detail the sharpness figure measures
+    (reenact/evaluation/appearance.py) and the detail restore matches."""
     return cv2.Laplacian(image, cv2.CV_32F, ksize=3)
 
 
@@ -200,8 +202,9 @@ def with_detail_of(frame: np.ndarray, generated: np.ndarray, where: np.ndarray, 
     A gain per pixel matched to the Laplacian's energy follows the detail the generator paints
     afresh in each frame, and its changes flicker: taiji 1.37 / 0.99."""
     weight = where[..., 0]
-    band = finest_band(luminance(frame))
-    frame_detail, band_detail = laplacian(luminance(frame)), laplacian(band)
+    frame_luminance = luminance(frame)
+    band = finest_band(frame_luminance)
+    frame_detail, band_detail = laplacian(frame_luminance), laplacian(band)
     weighted = lambda values: float((values * weight).sum())
     # The weighted energy of frame_detail + x · band_detail is a quadratic in x = gain - 1.
     a = weighted(band_detail ** 2)

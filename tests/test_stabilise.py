@@ -3,6 +3,8 @@ where the proxy changes in a way no motion explains; and on a real clip's proxie
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -37,8 +39,6 @@ def test_a_still_proxy_holds_the_first_frame_exactly_however_the_generator_waver
 
 
 def test_a_moving_proxy_carries_the_previous_output_along_and_averages_out_the_noise():
-    from dataclasses import replace
-
     rng = np.random.default_rng(0)
     wide_proxy, wide_scene = texture(96, 1), texture(96, 2)
     # The blend alone: restoring the detail puts the generator's contrast back, its noise's too, by
@@ -138,8 +138,6 @@ def test_moving_detail_painted_differently_each_frame_keeps_its_contrast_and_mos
     """The scene's fine detail moves with it, and the generator paints fresh fine noise over it each
     frame. Plain averaging along the motion steadies the frame and loses the contrast; restoring
     the detail keeps most of the steadiness and the generator's contrast."""
-    from dataclasses import replace
-
     rng = np.random.default_rng(0)
     wide_proxy = texture(160, 1)                          # 128 px frames, the benchmark's: the band is a pixel wide
     wide_scene = texture(160, 2).astype(np.float32)[..., :1] + rng.uniform(-10, 10, (160, 160, 1))

@@ -25,6 +25,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from reenact.stabilise import laplacian
+
 # Body parts as MediaPipe Pose segments; the torso by its two diagonals.
 BODY_PARTS: dict[str, tuple[tuple[int, int], ...]] = {
     "torso": ((11, 24), (12, 23)),
@@ -44,7 +46,7 @@ def high_frequency_energy(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     energies = []
     for image, mask in zip(images, masks):
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-        squared = cv2.Laplacian(grey, cv2.CV_32F, ksize=3) ** 2
+        squared = laplacian(grey) ** 2
         energies.append(float(squared[mask].mean() if mask.any() else squared.mean()))
     return np.array(energies)
 
