@@ -167,6 +167,7 @@ class FrameStream:
                                              reenactor.drawn)
         self.enhancer = reenactor.enhancer if options.enhance else None
         self.footage = looped_footage(reenactor.target) if options.paste_back else None
+        self.coverage = reenactor.mode.footage_coverage(reenactor.target, reenactor.resolution)
 
     def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
         proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
@@ -174,12 +175,15 @@ class FrameStream:
         return Output(proxy, self.finish(generated, proxy, drive), drive, self.translate.unstabilised)
 
     def finish(self, generated: np.ndarray, proxy: np.ndarray, drive: Drive | None) -> np.ndarray:
-        """The face enhancer around the driven head, then paste-back into the target's footage."""
+        """The face enhancer around the driven head, the padding past the target's video black as in
+        its footage, then paste-back into that footage."""
         if self.enhancer is not None and drive is not None and drive.head is not None:
             scale = self.reenactor.checkpoint.head_scale
             head = drive.head * np.array([scale, scale, 1], np.float32)
             generated = enhance_frame(self.enhancer, proxy, generated, head, self.reenactor.checkpoint.face_crop_size,
                                       self.reenactor.device)
+        if self.coverage is not None:
+            generated = (generated * self.coverage[..., None]).round().astype(np.uint8)
         if self.footage is not None:
             generated = composite(next(self.footage), generated, drive.face_crop)
         return generated

@@ -1,10 +1,10 @@
-"""Known-answer tests of gap filling, smoothing, the subject crop and pose normalisation."""
+"""Known-answer tests of gap filling, smoothing, the subject crop (and how much of it the video covers) and pose normalisation."""
 
 import numpy as np
 import pytest
 
 from reenact.body import layout
-from reenact.body.crop import Crop, subject_crop
+from reenact.body.crop import Crop, footage_coverage, subject_crop
 from reenact.body.normalize import GroundStats, ground_stats, normalize_poses, scale_and_ground
 from reenact.body.regions import PERSON_GROWTH, person_regions
 from reenact.body.people import PeopleScan, drop_flickers, largest_person_only, overlap_fraction, person_box
@@ -83,6 +83,15 @@ def test_smoothing_is_scale_invariant():
     big_tracks[..., :2] *= 1000
     big = smooth_one_euro(big_tracks, 0.5, 30.0, 1000.0, 1.0, 2.0, 1.0)
     np.testing.assert_allclose(big[..., :2] / 1000, small[..., :2], rtol=1e-4)
+
+
+def test_the_footage_covers_the_crop_only_inside_the_video():
+    # Each of the 10 pixels spans 2 source pixels from x = -5: the first two lie wholly left of
+    # the video, the third half; the crop's bottom 4 source rows (y 20 to 24) lie below it.
+    coverage = footage_coverage(Crop(-5, 4, 20), (40, 20), 10)
+    assert coverage[0] == pytest.approx([0, 0, 0.5, 1, 1, 1, 1, 1, 1, 1])
+    assert coverage[:, 5] == pytest.approx([1] * 8 + [0, 0])
+    assert footage_coverage(Crop(0, 0, 20), (20, 20), 10).min() == 1
 
 
 def test_subject_crop_holds_every_frame_and_is_square():

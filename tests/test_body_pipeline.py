@@ -157,6 +157,23 @@ def test_transfer_stabilises_by_default_and_no_stabilise_shows_the_raw_frames(ch
     assert flicker["stabilised"] < 0.8 * flicker["raw"], flicker
 
 
+def test_where_the_targets_crop_reaches_past_its_video_the_result_is_black_as_the_footage(checkpoint, subject,
+                                                                                         example_target, tmp_path):
+    """The example's crop runs 46 source pixels below its 360-pixel video: its last 10 or so rows
+    are black padding in every training frame. A 4-step model paints grey there unless told."""
+    meta = json.loads((subject / "subject.json").read_text())
+    first_padded_row = int(np.ceil((meta["source"]["height"] - meta["crop"]["y"]) * RESOLUTION / meta["crop"]["size"]))
+    assert first_padded_row <= RESOLUTION - 6
+    source = make_clip(tmp_path / "source.mp4", "-i", str(example_target), "-t", "1")
+    out = tmp_path / "out.mp4"
+    result = run_reenact("transfer", source, checkpoint, "--out", out)
+    assert result.returncode == 0, result.stderr
+    frames = np.stack(list(iter_frames(probe_video(out)))).astype(np.float32)
+    padding, picture = frames[:, first_padded_row + 2:], frames[:, RESOLUTION // 4:first_padded_row - 2]
+    assert padding.max() < 24 and padding.mean() < 4, (padding.mean(), padding.max())   # black, less the codec's ringing
+    assert picture.mean() > 40                                                           # the rest is painted
+
+
 def test_shared_full_body_clip_is_tracked_in_almost_every_frame(tmp_path):
     clip = shared_clip("body/hybrik_taiji.mp4")
     result = run_reenact("track", clip, "--mode", "body", "--resolution", 64, "--out", tmp_path / "taiji")

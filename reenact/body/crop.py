@@ -35,6 +35,19 @@ class Crop:
         return mapped
 
 
+def footage_coverage(crop: Crop, frame_size: tuple[int, int], resolution: int) -> np.ndarray:
+    """(R, R) float32: the share of each pixel of a ``resolution``² image of ``crop`` that lies inside
+    a (width, height) frame; the rest is the black padding past its edges."""
+    step = crop.size / resolution
+
+    def inside(start: int, extent: int) -> np.ndarray:
+        low = start + step * np.arange(resolution)
+        return (np.clip(low + step, 0, extent) - np.clip(low, 0, extent)) / step
+
+    width, height = frame_size
+    return (inside(crop.y, height)[:, None] * inside(crop.x, width)[None, :]).astype(np.float32)
+
+
 def subject_crop(keypoints: np.ndarray, valid: np.ndarray, frame_size: tuple[int, int],
                  min_confidence: float, margin: float) -> Crop:
     """The square that holds the person's extent over the clip, plus ``margin`` of its height.
