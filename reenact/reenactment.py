@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from reenact.body.background import person_masks
 from reenact.checkpoint import Checkpoint, undertrained_note
 from reenact.config import TrackConfig
 from reenact.data import center_proxy, resize_uint8
@@ -156,6 +157,14 @@ class Reenactor:
         return stream.finish(generated, proxy[:3].permute(1, 2, 0).numpy(), drive)
 
 
+def blacken_padding(frame: np.ndarray, proxy: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """``frame`` black on ``padding`` (R, R) bool, as the target's footage is there, except near the
+    drawn proxy. Unseen poses move the person off where it stood, and the generator paints grey walls
+    in the padding (fashion's cross-reenactment); a driven arm reaching into it is shown, not cut off."""
+    person = person_masks(proxy[None], proxy.shape[0])[0]
+    return np.where((padding & ~person)[..., None], np.uint8(0), frame)
+
+
 class FrameStream:
     """Proxy windows in, finished frames out: the translator with its previous output, then the face
     enhancer and paste-back. One per run of consecutive frames: it holds the previous output."""
@@ -167,7 +176,7 @@ class FrameStream:
                                              reenactor.drawn)
         self.enhancer = reenactor.enhancer if options.enhance else None
         self.footage = looped_footage(reenactor.target) if options.paste_back else None
-        self.coverage = reenactor.mode.footage_coverage(reenactor.target, reenactor.resolution)
+        self.padding = reenactor.mode.padding(reenactor.target, reenactor.resolution)
 
     def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
         proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
@@ -182,8 +191,8 @@ class FrameStream:
             head = drive.head * np.array([scale, scale, 1], np.float32)
             generated = enhance_frame(self.enhancer, proxy, generated, head, self.reenactor.checkpoint.face_crop_size,
                                       self.reenactor.device)
-        if self.coverage is not None:
-            generated = (generated * self.coverage[..., None]).round().astype(np.uint8)
+        if self.padding is not None:
+            generated = blacken_padding(generated, proxy, self.padding)
         if self.footage is not None:
             generated = composite(next(self.footage), generated, drive.face_crop)
         return generated

@@ -80,9 +80,9 @@ class Mode:
         """(T, 3) head centres in model pixels and whether seen, for the face enhancer; None: no enhancer."""
         return None
 
-    def footage_coverage(self, target: dict, resolution: int) -> np.ndarray | None:
-        """(R, R) the share of each output pixel that the target's footage covers, where the subject's
-        crop reaches past its video (padded black there in every training frame); None: all of it."""
+    def padding(self, target: dict, resolution: int) -> np.ndarray | None:
+        """(R, R) bool: the output pixels wholly past the target's video, where its crop reaches
+        beyond it (black in every training frame); None: there are none."""
         return None
 
     def choose_reference(self, subject, training_frames: int):

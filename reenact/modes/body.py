@@ -48,16 +48,13 @@ class BodyMode(Mode):
     def target_fields(self, subject) -> dict:
         return {"crop": subject.meta["crop"], "ground": subject.meta["ground"]}
 
-    def footage_coverage(self, target: dict, resolution: int) -> np.ndarray | None:
-        # A crop that reaches past the video holds black there in every training frame; unseen poses
-        # move the person away from where it stood, and the generator paints grey walls in that
-        # padding (fashion's cross samples).
+    def padding(self, target: dict, resolution: int) -> np.ndarray | None:
         from reenact.body.crop import Crop, footage_coverage
 
         if "source_size" not in target:
             return None
-        coverage = footage_coverage(Crop.from_dict(target["crop"]), tuple(target["source_size"]), resolution)
-        return None if coverage.min() >= 1 else coverage
+        padding = footage_coverage(Crop.from_dict(target["crop"]), tuple(target["source_size"]), resolution) == 0
+        return padding if padding.any() else None
 
     def loss_regions(self, subject) -> np.ndarray:
         from reenact.body.regions import person_regions
