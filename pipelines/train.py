@@ -29,7 +29,7 @@ from reenact.modes.base import Mode
 from reenact.presets import ModelPreset, choose_preset, get_preset, scaled_learning_rate
 from reenact.checkpoint import undertrained_note
 from reenact.progress import info, progress_task, warn
-from reenact.resume import resume, save_checkpoint
+from reenact.resume import resume, save_checkpoint, target_description
 from reenact.subject import BACKGROUND, Subject
 from reenact.training import (Budget, Networks, build_networks, compiled_graphs, configure_backends,
                               generate_sequence, sequence_length, train_step, unwrap)
@@ -76,6 +76,8 @@ def run(config: TrainConfig) -> Path:
         networks = build_networks(arguments, perceptual, config, device, wrapper(world, device), done=budget.done)
         if "neural_texture" in arguments:
             start_texture(networks, clip, arguments["neural_texture"]["size"], config.steady_spread)
+        padding = subject.mode.padding(target_description(subject), preset.resolution)
+        networks.padding = torch.from_numpy(padding).to(device) if padding is not None else None
         if plate is not None:
             paint_over(networks, plate, preset.resolution, device)
             if world.is_main:

@@ -127,6 +127,7 @@ class Networks:
     acceleration: Acceleration
     face: FaceEnhancer | None = None
     done: Callable[[int], float] = lambda step: 1.0    # the share of training done after a step
+    padding: torch.Tensor | None = None                # (R, R) bool: past the target's video (Mode.padding)
 
     @property
     def share_done(self) -> float:
@@ -283,6 +284,10 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
         sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], batch["frames"][:, 0],
                                                  config.real_previous_share, **extra_channels), dim=1)
         generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
+        if networks.padding is not None:
+            # The losses see black there, as the footage is and as inference shows it: nothing asks the
+            # generator to paint black, which it learnt to do elsewhere in unseen poses (fashion's walls).
+            generated = generated.masked_fill(networks.padding, -1.0)
         centers = torch.stack([center_proxy(batch["proxies"][:, i], config.window) for i in range(generated.shape[1])], 1)
         real_pairs = torch.cat([centers, batch["frames"]], dim=2).flatten(0, 1)
         fake_pairs = torch.cat([centers, generated], dim=2).flatten(0, 1)
