@@ -19,7 +19,6 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from reenact.body.background import person_masks
 from reenact.checkpoint import Checkpoint, undertrained_note
 from reenact.config import TrackConfig
 from reenact.data import center_proxy, resize_uint8
@@ -157,12 +156,12 @@ class Reenactor:
         return stream.finish(generated, proxy[:3].permute(1, 2, 0).numpy(), drive)
 
 
-def blacken_padding(frame: np.ndarray, proxy: np.ndarray, padding: np.ndarray) -> np.ndarray:
-    """``frame`` black on ``padding`` (R, R) bool, as the target's footage is there, except near the
-    drawn proxy. Unseen poses move the person off where it stood, and the generator paints grey walls
-    in the padding (fashion's cross-reenactment); a driven arm reaching into it is shown, not cut off."""
-    person = person_masks(proxy[None], proxy.shape[0])[0]
-    return np.where((padding & ~person)[..., None], np.uint8(0), frame)
+def blacken_padding(frame: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """``frame`` black on ``padding`` (R, R) bool, as the target's footage is there and as training's
+    losses see it: the generator is never asked to paint there, and where it painted black in
+    training, unseen poses had it paint grey walls in the studio (fashion's cross-reenactment). A
+    driven limb reaching past the video is cut at its edge, as the target's own footage frames it."""
+    return np.where(padding[..., None], np.uint8(0), frame)
 
 
 class FrameStream:
@@ -192,7 +191,7 @@ class FrameStream:
             generated = enhance_frame(self.enhancer, proxy, generated, head, self.reenactor.checkpoint.face_crop_size,
                                       self.reenactor.device)
         if self.padding is not None:
-            generated = blacken_padding(generated, proxy, self.padding)
+            generated = blacken_padding(generated, self.padding)
         if self.footage is not None:
             generated = composite(next(self.footage), generated, drive.face_crop)
         return generated

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -161,28 +160,18 @@ def test_transfer_stabilises_by_default_and_no_stabilise_shows_the_raw_frames(ch
 def test_where_the_targets_crop_reaches_past_its_video_the_result_is_black_as_the_footage(checkpoint, subject,
                                                                                          example_target, tmp_path):
     """The example's crop runs 46 source pixels below its 360-pixel video: its last rows are black
-    padding in every training frame. A 4-step model paints grey there unless told; near the driven
-    skeleton it may paint (a foot reaching there is shown)."""
-    from reenact.body.background import person_masks
-
+    padding in every training frame. A 4-step model paints grey there unless told."""
     meta = json.loads((subject / "subject.json").read_text())
     first_padded_row = int(np.ceil((meta["source"]["height"] - meta["crop"]["y"]) * RESOLUTION / meta["crop"]["size"]))
     assert first_padded_row <= RESOLUTION - 6
     source = make_clip(tmp_path / "source.mp4", "-i", str(example_target), "-t", "1")
     out = tmp_path / "out.mp4"
-    result = run_reenact("transfer", source, checkpoint, "--out", out, "--side-by-side")
+    result = run_reenact("transfer", source, checkpoint, "--out", out)
     assert result.returncode == 0, result.stderr
-    panels = np.stack(list(iter_frames(probe_video(out))))
-    shown, proxies = panels[..., -RESOLUTION:, :].astype(np.float32), panels[..., -2 * RESOLUTION:-RESOLUTION, :]
-    drawn = np.where(proxies.max(axis=-1, keepdims=True) > 60, proxies, 0)      # less the codec's noise
-    near_person = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-                            for m in person_masks(drawn, RESOLUTION)])          # and its ringing
-    padding = np.zeros(shown.shape[:3], bool)
-    padding[:, first_padded_row + 2:] = True
-    blackened = padding & ~near_person
-    assert blackened.sum() > 0.2 * padding.sum()
-    assert shown[blackened].max() < 24 and shown[blackened].mean() < 4, (shown[blackened].mean(), shown[blackened].max())
-    assert shown[:, RESOLUTION // 4:first_padded_row - 2].mean() > 40                 # the rest is painted
+    frames = np.stack(list(iter_frames(probe_video(out)))).astype(np.float32)
+    padding, picture = frames[:, first_padded_row + 2:], frames[:, RESOLUTION // 4:first_padded_row - 2]
+    assert padding.max() < 24 and padding.mean() < 4, (padding.mean(), padding.max())   # black, less the codec's ringing
+    assert picture.mean() > 40                                                           # the rest is painted
 
 
 def test_shared_full_body_clip_is_tracked_in_almost_every_frame(tmp_path):

@@ -87,6 +87,16 @@ def test_bf16_losses_stay_close_to_fp32_at_the_first_step():
         assert losses["bf16"][key] == pytest.approx(float(losses["fp32"][key]), rel=0.05), key
 
 
+def test_the_losses_see_the_padding_past_the_targets_video_black():
+    torch.manual_seed(0)
+    networks = small_networks(CONFIG, Acceleration(), perceptual=False)
+    networks.padding = torch.ones(SMALL.resolution, SMALL.resolution, dtype=torch.bool)   # a frame all padding
+    batch = small_clip().training_batch(torch.Generator().manual_seed(0), 2)
+    losses = train_step(networks, batch, CONFIG)
+    # Whatever the generator paints, the L1 sees black (-1) against the frames.
+    assert float(losses["g_l1"]) == pytest.approx(CONFIG.l1_weight * float((batch["frames"] + 1).abs().mean()), rel=1e-5)
+
+
 @torch._dynamo.config.patch(fail_on_recompile_limit_hit=True)   # not a silent fall back to eager
 @pytest.mark.e2e
 def test_compiled_training_has_no_graph_breaks_and_no_recompiles():
