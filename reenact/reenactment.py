@@ -39,7 +39,7 @@ class Output:
     proxy: np.ndarray           # (R, R, 3) uint8: the frame's own proxy (its RGB channels) at the model's resolution
     frame: np.ndarray           # (R, R, 3) uint8, or the target's footage with the face pasted in
     drive: Drive | None         # what drove it (None: a subject's own proxies, in eval)
-    unstabilised: np.ndarray    # (R, R, 3) uint8: the generator's frame before the stabiliser, enhancer and paste-back
+    unstabilised: np.ndarray    # (R, R, 3) uint8: the generator's frame before the stabiliser, enhancer and paste-back (its padding black)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,10 @@ class FrameStream:
     def __call__(self, proxy_window: torch.Tensor, drive: Drive | None) -> Output:
         proxy = center_proxy(proxy_window[None], self.window)[0, :3].permute(1, 2, 0).cpu().numpy()
         generated = self.translate(proxy_window, drive.flow if drive is not None else None)
-        return Output(proxy, self.finish(generated, proxy, drive), drive, self.translate.unstabilised)
+        unstabilised = self.translate.unstabilised
+        if self.padding is not None:
+            unstabilised = blacken_padding(unstabilised, self.padding)
+        return Output(proxy, self.finish(generated, proxy, drive), drive, unstabilised)
 
     def finish(self, generated: np.ndarray, proxy: np.ndarray, drive: Drive | None) -> np.ndarray:
         """The face enhancer around the driven head, the padding past the target's video black as in
