@@ -33,7 +33,8 @@ def test_sharpness_looks_only_inside_the_mask():
     assert high_frequency_energy(blurred_right[None], left)[0] == pytest.approx(high_frequency_energy(frame[None], left)[0], rel=0.05)
 
 
-def person(shirt: tuple[int, int, int], trousers: tuple[int, int, int], shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def person(shirt: tuple[int, int, int], trousers: tuple[int, int, int], shift: int = 0,
+           thickness: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """A 128 px stick person (thick limbs) in the given colours, and its pose points (33, 3)."""
     points = np.zeros((33, 3), np.float32)
     joints = {11: (50, 40), 12: (78, 40), 13: (40, 62), 14: (88, 62), 15: (34, 84), 16: (94, 84),
@@ -44,7 +45,7 @@ def person(shirt: tuple[int, int, int], trousers: tuple[int, int, int], shift: i
     cv2.fillPoly(image, [points[[11, 12, 24, 23], :2].astype(np.int32)], shirt)
     for (a, b), colour in (((11, 13), shirt), ((13, 15), shirt), ((12, 14), shirt), ((14, 16), shirt),
                            ((23, 25), trousers), ((25, 27), trousers), ((24, 26), trousers), ((26, 28), trousers)):
-        cv2.line(image, tuple(points[a, :2].astype(int)), tuple(points[b, :2].astype(int)), colour, 7)
+        cv2.line(image, tuple(points[a, :2].astype(int)), tuple(points[b, :2].astype(int)), colour, thickness)
     return image, points
 
 
@@ -77,3 +78,35 @@ def test_two_frames_of_one_person_are_closer_in_identity_than_frames_of_two_peop
     same = [distance(d3[0], d3[1]), distance(d10[0], d10[1])]
     different = [distance(d3[0], d10[0]), distance(d3[1], d10[1])]
     assert max(same) < SAME_PERSON < min(different), (same, different)
+
+
+def textured_person() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stick person with a finely patterned shirt and plain limbs, its pose, and its region."""
+    image, points = person((40, 40, 40), (40, 40, 50), thickness=15)
+    shirt = np.zeros((128, 128), np.uint8)
+    cv2.fillPoly(shirt, [points[[11, 12, 24, 23], :2].astype(np.int32)], 1)
+    checks = (np.indices((128, 128)).sum(axis=0) % 2) * 200 - 100
+    image[shirt > 0] = np.clip(image[shirt > 0].astype(int) + checks[shirt > 0, None], 0, 255).astype(np.uint8)
+    return image, points, (image != 30).any(axis=-1)
+
+
+def test_cross_sharpness_of_a_body_weighs_the_footage_part_by_part():
+    from reenact.evaluation.appearance import SHARPNESS_PARTS, PartEnergyReference, part_labels
+
+    image, points, region = textured_person()
+    reference = PartEnergyReference.from_footage(image[None], region[None], points[None])
+    labels = part_labels(region, points)
+    forearm_parts = [list(SHARPNESS_PARTS).index(name) for name in ("left_forearm", "right_forearm")]
+    forearms = np.isin(labels, forearm_parts)
+    assert forearms.sum() > 200 and not np.isin(labels[region & ~forearms], forearm_parts).any()
+    # The same pixels of the same parts are exactly as sharp as the footage, though the whole-region
+    # reference (the patterned shirt) is several times their energy.
+    expected = reference(forearms[None], points[None])[0]
+    assert high_frequency_energy(image[None], forearms[None])[0] / expected == pytest.approx(1.0)
+    assert expected < reference.whole / 3
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.5)
+    assert high_frequency_energy(blurred[None], forearms[None])[0] / expected < 0.8
+    # A region with no part in view falls back to the whole-region energy.
+    hidden = points.copy()
+    hidden[:, 2] = 0
+    assert reference(region[None], hidden[None])[0] == pytest.approx(reference.whole)

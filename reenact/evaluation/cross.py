@@ -29,7 +29,7 @@ NOTES = {
                "self-reenactment flicker (which uses the real frames' flow) and the two are not comparable. An output that "
                "stands still scores 0: read it beside pose_distance",
     "sharpness": "sharpness: the output's high-frequency energy over the retargeted proxy's region, divided by the "
-                 "target's training frames' over theirs",
+                 "target's training frames' over theirs (a body's part by part, weighted by each part's share of the region)",
     "face_enhancer": "the output is the generator's, without the body face enhancer, as in self-reenactment",
 }
 

@@ -84,7 +84,7 @@ CROSS_MEANINGS = {
     "head_rotation_error_deg": "mean angle, in degrees, between the output's head motion and the driver's retargeted "
                                "head motion, each relative to its own mean pose (lower is better)",
     "sharpness": "high-frequency energy over the retargeted proxy's region, divided by the target's training frames' "
-                 "(1 is as sharp as the footage)",
+                 "(a body's part by part, weighted by each part's share of the region; 1 is as sharp as the footage)",
     "identity_distance": "as in self-reenactment: dlib's face embedding against the target's (lower is better; < 0.6 "
                          "is the same person to dlib)",
     "appearance_distance": "as in self-reenactment: each body part's colour where the driver's retargeted pose puts it, "

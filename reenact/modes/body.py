@@ -149,7 +149,7 @@ class BodyMode(Mode):
 
         reference = appearance.reference_part_colours(frames, points)
         return appearance.ViewerFigures(
-            float(appearance.high_frequency_energy(frames, masks).mean()), "appearance_distance",
+            appearance.PartEnergyReference.from_footage(frames, masks, points), "appearance_distance",
             lambda images, pose: appearance.appearance_distance(appearance.part_colours(images, pose), reference))
 
     def track_generated(self, images: np.ndarray, upscale: int, progress, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -137,10 +137,10 @@ class FaceMode(Mode):
         return landmarks[:, :468, :2] / upscale, found
 
     def viewer_figures(self, frames: np.ndarray, points: np.ndarray, masks: np.ndarray):
-        from reenact.evaluation.appearance import ViewerFigures, high_frequency_energy
+        from reenact.evaluation.appearance import ViewerFigures, whole_region_energy
         from reenact.evaluation.identity import identity_distances, load_face_embedder, reference_embedding
 
-        energy = float(high_frequency_energy(frames, masks).mean())
+        energy = whole_region_energy(frames, masks)
         embedder, unavailable = load_face_embedder()
         if embedder is None:
             return ViewerFigures(energy, "identity_distance", None, unavailable)
