@@ -6,9 +6,9 @@ what the person looks like.
 - ``sharpness``: the high-frequency (Laplacian) energy of the output over the person or face,
   divided by the footage's own over the same region: 1.0 is as sharp as the footage. With no real
   frame (cross-reenactment) a body's reference is the training footage's energy part by part,
-  weighted by how much of the region each part covers in the frame measured: a patterned dress and
-  bare arms differ in energy fourfold, so a pose that shows more arm than the training poses did
-  would otherwise read as blur (on fashion driven by taiji, retrieval's own footage scored 0.65).
+  weighted by how much of the region each part covers in the frame measured: a patterned shirt and
+  bare forearms differ in energy several times over, so a pose that shows more of one than the
+  training poses did would otherwise read as blur, or as sharpness.
 - ``appearance_distance`` (bodies): for each body part (torso, upper and lower arms and legs), the
   colour (CIELAB) of the output where the pose puts that part, against the median colour of the
   same part in the target's training footage; ΔE, averaged over the parts in view. Each part is
