@@ -55,10 +55,15 @@ def high_frequency_energy(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     (the whole image where the mask is empty)."""
     energies = []
     for image, mask in zip(images, masks):
-        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-        squared = laplacian(grey) ** 2
+        squared = squared_detail(image)
         energies.append(float(squared[mask].mean() if mask.any() else squared.mean()))
     return np.array(energies)
+
+
+def squared_detail(image: np.ndarray) -> np.ndarray:
+    """(R, R) the squared 3×3 Laplacian of an (R, R, 3) uint8 image's grey levels (0 to 1)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    return laplacian(grey) ** 2
 
 
 def part_labels(mask: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -89,9 +94,8 @@ def part_energy_sums(images: np.ndarray, masks: np.ndarray, points: np.ndarray) 
     counts = np.zeros_like(sums)
     for n, (image, mask, pose) in enumerate(zip(images, masks, points)):
         labels = part_labels(mask, pose)
-        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
         labelled = labels >= 0
-        sums[n] = np.bincount(labels[labelled], laplacian(grey)[labelled] ** 2, len(SHARPNESS_PARTS))
+        sums[n] = np.bincount(labels[labelled], squared_detail(image)[labelled], len(SHARPNESS_PARTS))
         counts[n] = np.bincount(labels[labelled], minlength=len(SHARPNESS_PARTS))
     return sums, counts
 
@@ -168,10 +172,12 @@ class ViewerFigures:
     unavailable: str = ""                       # why ``judge`` is None
 
     def __call__(self, images: np.ndarray, masks: np.ndarray, points: np.ndarray,
-                 real_energy: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per frame; ``real_energy`` (self-reenactment: each real frame's ``high_frequency_energy``
-        over the same masks) is the sharpness reference where given, else the training frames'."""
-        reference = real_energy if real_energy is not None else self.reference_energy(masks, points)
+                 reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per frame; ``reference`` is the sharpness reference where given (self-reenactment: each
+        real frame's ``high_frequency_energy`` over the same masks; or ``reference_energy(masks,
+        points)`` made once for several systems), else ``reference_energy(masks, points)``."""
+        if reference is None:
+            reference = self.reference_energy(masks, points)
         figures = {"sharpness": high_frequency_energy(images, masks) / np.maximum(reference, 1e-12)}
         if self.judge is not None:
             figures[self.key] = self.judge(images, points)

@@ -173,8 +173,9 @@ def cross_reenactment(driven: DrivenSystems, tracked: dict[str, tuple[np.ndarray
     from reenact.evaluation.held_out import region_masks
 
     masks, wanted = region_masks(driven.proxies, mode), driven.wanted
+    reference = viewer.reference_energy(masks, wanted.points)      # the same regions for every system
     systems = {name: {**system_figures(images, *tracked[name], wanted, mode),
-                      **viewer_summary(viewer(images, masks, wanted.points), wanted.valid)}
+                      **viewer_summary(viewer(images, masks, wanted.points, reference), wanted.valid)}
                for name, images in driven.frames.items()}
     notes = {**{key: NOTES[key] for key in ("frames", "flicker")}, mode.name: mode.cross_note,
              **{key: NOTES[key] for key in ("face_enhancer", "sharpness")}, **({viewer.key: viewer.note} if viewer.note else {})}

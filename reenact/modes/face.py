@@ -140,12 +140,12 @@ class FaceMode(Mode):
         from reenact.evaluation.appearance import ViewerFigures, whole_region_energy
         from reenact.evaluation.identity import identity_distances, load_face_embedder, reference_embedding
 
-        energy = whole_region_energy(frames, masks)
+        reference_energy = whole_region_energy(frames, masks)
         embedder, unavailable = load_face_embedder()
         if embedder is None:
-            return ViewerFigures(energy, "identity_distance", None, unavailable)
+            return ViewerFigures(reference_energy, "identity_distance", None, unavailable)
         reference = reference_embedding(embedder, frames)
-        return ViewerFigures(energy, "identity_distance", lambda images, _: identity_distances(embedder(images), reference))
+        return ViewerFigures(reference_energy, "identity_distance", lambda images, _: identity_distances(embedder(images), reference))
 
     def cross_figures(self, detected: np.ndarray, found: np.ndarray, wanted, resolution: int) -> dict:
         from reenact.evaluation.cross import expression_figures
