@@ -160,7 +160,9 @@ def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch
                    learning_rate=config.learning_rate or scaled_learning_rate(batch_size),
                    window=config.window or preset.window, sample_every=config.sample_every or preset.sample_every,
                    temporal_scales=config.temporal_scales or preset.temporal_scales,
-                   real_previous_share=mode.real_previous_share if config.real_previous_share is None else config.real_previous_share)
+                   real_previous_share=mode.real_previous_share if config.real_previous_share is None else config.real_previous_share,
+                   shift_consistency_weight=mode.shift_consistency_weight if config.shift_consistency_weight is None
+                   else config.shift_consistency_weight)
 
 
 def check_resolution(subject: Subject, preset: ModelPreset, config: TrainConfig) -> None:

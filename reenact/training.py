@@ -23,7 +23,7 @@ from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
 from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, foreground_alpha, lsgan_discriminator_loss,
                             lsgan_generator_loss, masked_l1, split_outputs)
-from reenact.models.neural_texture import mask_commitment
+from reenact.models.neural_texture import drawn, mask_commitment
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
 # Learning-rate factors by the share of training done, 0 to 1 (of the steps, or of --minutes).
@@ -237,17 +237,21 @@ def frozen(modules: Iterable[nn.Module]):
 
 
 def generate_sequence(generator: nn.Module, proxies: torch.Tensor, first_real: torch.Tensor | None = None,
-                      real_share: float = 0.0, **extra_channels: bool) -> list[torch.Tensor]:
+                      real_share: float = 0.0, inputs: list | None = None, **extra_channels: bool) -> list[torch.Tensor]:
     """Frames 0..L-1 of (B, L, C·w, R, R) proxy windows, each fed the previous output (zeros first).
     With ``first_real`` (B, 3, R, R), that share of the sequences feed frame 1 the real frame 0
     instead of the generated one. ``extra_channels`` (see ``losses_on_extra_channels``) asks the
-    generator to append, after each frame's RGB, what a loss supervises."""
+    generator to append, after each frame's RGB, what a loss supervises. Each frame's generator
+    input is appended to ``inputs`` when it is given."""
     outputs, previous = [], None
     for index in range(proxies.shape[1]):
         window = proxies[:, index]
         if previous is None:
             previous = window.new_zeros(window.shape[0], 3, *window.shape[-2:])
-        output = generator(generator_input(window, previous), **extra_channels)
+        model_input = generator_input(window, previous)
+        output = generator(model_input, **extra_channels)
+        if inputs is not None:
+            inputs.append(model_input)
         previous = output[:, :3]
         if index == 0 and first_real is not None and real_share > 0:
             previous = share_of_real(previous, first_real, real_share)
@@ -280,9 +284,10 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     """One update of the discriminators, the generator, the EMA and the face GAN; the losses stay on the device."""
     device = batch["frames"].device
     extra_channels = losses_on_extra_channels(networks, config)
+    inputs = []
     with autocast(networks.acceleration, device):
         sequence = torch.stack(generate_sequence(networks.generator, batch["proxies"], batch["frames"][:, 0],
-                                                 config.real_previous_share, **extra_channels), dim=1)
+                                                 config.real_previous_share, inputs, **extra_channels), dim=1)
         generated = sequence[:, :, :3]                                                       # (B, L, 3, R, R)
         if networks.padding is not None:
             # The losses see black there, as the footage is and as inference shows it: nothing asks the
@@ -307,6 +312,9 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
             # Ramped up with training: committed early, a mask sticks (its tanh saturates) before the
             # painting has learnt the open mouth and the gaze, and the face shows the texture's median.
             losses_g["g_mask"] = config.mask_commit_weight * networks.share_done * mask_commitment(mask, showable)
+        if config.shift_consistency_weight:
+            losses_g["g_shift"] = config.shift_consistency_weight * shift_consistency(
+                networks.generator, inputs[-1].detach(), generated[:, -1].detach(), centers[:, -1])
     networks.generator_optimizer.zero_grad(set_to_none=True)
     sum(losses_g.values()).backward()
     networks.generator_optimizer.step()
@@ -317,6 +325,31 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
     losses_face = face_step(networks.face, batch, generated[:, -1].detach(), centers[:, -1], config, networks.acceleration) \
         if networks.face is not None else {}
     return {name: value.detach() for name, value in {**losses_d, **losses_g, **losses_face}.items()}
+
+
+def shift_consistency(generator: nn.Module, generator_input: torch.Tensor, output: torch.Tensor,
+                      center: torch.Tensor) -> torch.Tensor:
+    """L1 between ``output`` (B, 3, R, R) and the generator's output for its input moved by a few
+    pixels and moved back, where the proxy ``center`` (B, C, R, R) drew something (grown) away from
+    the borders.
+
+    A network that subsamples by strides is equivariant only to shifts by its size multiple: a
+    person who moves by a pixel gets newly painted cloth, frame after frame (README, the thirteenth
+    stop: the 128 U-Net's painting differed by 0.08-0.10 of full scale under 1-4 pixel shifts).
+    Shifts up to one short of the size multiple cover every phase; the plate behind a body does not
+    move, so only the drawn region counts."""
+    multiple = getattr(unwrap(generator), "size_multiple", 8)
+    shift = [int(v) * (1 if torch.rand(()) < 0.5 else -1) for v in torch.randint(1, multiple, (2,))]
+    moved = generator(torch.roll(generator_input, shift, dims=(-2, -1)))[:, :3]
+    moved_back = torch.roll(moved, [-v for v in shift], dims=(-2, -1))
+    grow = max(1, center.shape[-1] // 16)
+    region = nn.functional.max_pool2d(drawn(center), 2 * grow + 1, stride=1, padding=grow)
+    border = multiple
+    region[..., :border, :] = 0
+    region[..., -border:, :] = 0
+    region[..., :, :border] = 0
+    region[..., :, -border:] = 0
+    return masked_l1(moved_back.float(), output.float(), region.float())
 
 
 def losses_on_extra_channels(networks: Networks, config: TrainConfig) -> dict[str, bool]:

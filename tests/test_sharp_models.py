@@ -496,3 +496,61 @@ def test_a_body_checkpoint_built_with_the_reference_composite_paints_over_its_pl
     generator = build_generator(arguments)
     assert not isinstance(generator.generator, ReferenceCompositeGenerator)
     assert generator.generator.head[1].out_channels == 4
+
+
+class PlusPattern(torch.nn.Module):
+    """The input's first three channels plus a fixed pattern tied to the canvas, not the content."""
+    size_multiple = 8
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.pattern = torch.nn.Parameter(torch.randn(1, 3, size, size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :3] + self.pattern
+
+
+def test_shift_consistency_is_zero_for_an_equivariant_generator_and_the_pattern_change_for_one_tied_to_the_canvas():
+    from reenact.training import shift_consistency
+
+    torch.manual_seed(0)
+    center = torch.full((1, 3, 32, 32), -1.0)
+    center[:, :, 10:22, 12:20] = 0.5                               # a drawn patch in the middle
+    x = torch.randn(1, 6, 32, 32)
+    equivariant = torch.nn.Conv2d(6, 3, 3, padding=1, padding_mode="circular")
+    equivariant.size_multiple = 8
+    with torch.no_grad():
+        assert float(shift_consistency(equivariant, x, equivariant(x), center)) < 1e-6
+    tied = PlusPattern(32)
+    loss = shift_consistency(tied, x, tied(x), center)
+    assert 0.5 < float(loss.detach()) < 2.0                                 # |p − p moved|, p ~ N(0, 1): about 1.13
+    loss.backward()
+    changed = tied.pattern.grad.abs().sum(dim=1)[0] > 0
+    assert changed[16, 16] and not changed[2, 2]                   # only where the proxy drew (and its moved copy)
+
+
+def test_training_with_shift_consistency_makes_the_generator_steadier_under_shifts():
+    from dataclasses import replace
+
+    from tests.test_cuda_paths_on_cpu import CONFIG, SMALL, small_clip
+    from reenact.translator import center_proxy
+    from reenact.training import Acceleration, build_networks, shift_consistency, train_step, unwrap
+
+    def trained(weight: float) -> float:
+        torch.manual_seed(0)
+        config = replace(CONFIG, steps=40, learning_rate=1e-3, lr_schedule="constant", ema=False,
+                         shift_consistency_weight=weight)
+        arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales)
+        networks = build_networks(arguments, None, config, torch.device("cpu"), lambda m: m, Acceleration())
+        clip, sampler = small_clip(), torch.Generator().manual_seed(0)
+        losses = [train_step(networks, clip.training_batch(sampler, 2), config) for _ in range(40)]
+        assert ("g_shift" in losses[-1]) == (weight > 0)
+        probe = clip.training_batch(torch.Generator().manual_seed(1), 4)
+        generator = unwrap(networks.generator).eval()
+        x = torch.cat([probe["proxies"][:, 0], probe["frames"][:, 0]], 1)
+        torch.manual_seed(2)
+        with torch.no_grad():
+            return float(np.mean([float(shift_consistency(generator, x, generator(x), center_proxy(probe["proxies"][:, 0], config.window)))
+                                  for _ in range(8)]))
+
+    assert trained(50.0) < 0.7 * trained(0.0)

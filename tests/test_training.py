@@ -53,15 +53,19 @@ def test_a_share_of_sequences_feed_frame_one_the_real_frame_zero():
     assert set(half.tolist()) == {2.0, 11.0} and 16 < int((half == 11).sum()) < 48
 
 
-def test_the_share_of_real_previous_frames_defaults_to_the_modes_and_an_explicit_one_stays():
+def test_the_share_of_real_previous_frames_and_the_shift_weight_default_to_the_modes_and_explicit_ones_stay():
     from pipelines.train import fill_preset_defaults
     from reenact.modes import MODES
     from reenact.presets import get_preset
 
     resolved = lambda mode, **keys: fill_preset_defaults(TrainConfig(subject="s", **keys), get_preset("tiny"),
-                                                         torch.device("cpu"), MODES[mode]).real_previous_share
-    assert (resolved("body"), resolved("face")) == (0.5, 0.0)
-    assert (resolved("body", real_previous_share=0.0), resolved("face", real_previous_share=1.0)) == (0.0, 1.0)
+                                                         torch.device("cpu"), MODES[mode])
+    body, face = resolved("body"), resolved("face")
+    assert (body.real_previous_share, face.real_previous_share) == (0.0, 0.0)
+    assert (body.shift_consistency_weight, face.shift_consistency_weight) == (10.0, 0.0)
+    explicit = resolved("body", real_previous_share=0.5, shift_consistency_weight=0.0)
+    assert (explicit.real_previous_share, explicit.shift_consistency_weight) == (0.5, 0.0)
+    assert resolved("face", real_previous_share=1.0).real_previous_share == 1.0
 
 
 def test_ema_moves_towards_the_weights_by_one_minus_decay():

@@ -42,6 +42,7 @@ class Mode:
     who: str                                   # what a frame must show: "person" or "face"
     stabiliser: StabiliserSettings
     real_previous_share: float                 # training's default (TrainConfig.real_previous_share)
+    shift_consistency_weight: float            # training's default (TrainConfig.shift_consistency_weight)
     has_expressions: bool                      # per-frame ARKit weights to export and --edit
     has_texture_coordinates: bool              # the proxy's channels 0 and 1 place each pixel on a surface
     pose_scale: str                            # what eval's pose distances are divided by

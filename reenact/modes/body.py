@@ -20,8 +20,10 @@ class BodyMode(Mode):
     # A skeleton's flow can be trusted only on its thin lines: limbs moving unexplained take the
     # new frame all around them (chosen on the fidelity benchmark, README).
     stabiliser = StabiliserSettings(blend=0.95, sparse_proxy=True)
-    # On taiji, sharpness 0.77 -> 0.85 at the same flicker; fashion held or gained (README).
-    real_previous_share = 0.5
+    # With the shift-consistency loss, taiji's flicker 1.33x -> 1.20x real; half the previous frames
+    # real then made the generator lean on them and leave a fast driver's arms behind (README).
+    real_previous_share = 0.0
+    shift_consistency_weight = 10.0
     has_expressions = False
     has_texture_coordinates = False
     pose_scale = "body height"
