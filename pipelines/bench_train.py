@@ -144,7 +144,7 @@ def make_setup(preset: ModelPreset, device: torch.device, bench: BenchTrainConfi
     # The synthetic clip has a head in every frame, as a body subject's has: train its way.
     config = TrainConfig(subject="synthetic", preset=bench.preset, steps=bench.warmup + bench.steps + 1,
                          window=preset.window, temporal_scales=preset.temporal_scales,
-                         real_previous_share=BODY.real_previous_share, shift_consistency_weight=BODY.shift_consistency_weight)
+                         **BODY.training_defaults())
     clip = synthetic_clip(preset.resolution, config).to(device)
     arguments = model_arguments(preset, config.window, clip.proxy_channels, config.temporal_frames, config.temporal_scales)
     arguments |= face_enhancer_arguments(preset, clip.proxy_channels, face_crop_size(preset.resolution))

@@ -156,13 +156,11 @@ def fill_preset_defaults(config: TrainConfig, preset: ModelPreset, device: torch
     batch_size = config.batch_size or (preset.gpu_batch_size if device.type == "cuda" else preset.batch_size)
     # With a time budget and no step count, the clock alone ends training.
     steps = config.steps or (None if config.minutes else preset.steps)
+    chosen_by_mode = {key: value for key, value in mode.training_defaults().items() if getattr(config, key) is None}
     return replace(config, steps=steps, batch_size=batch_size,
                    learning_rate=config.learning_rate or scaled_learning_rate(batch_size),
                    window=config.window or preset.window, sample_every=config.sample_every or preset.sample_every,
-                   temporal_scales=config.temporal_scales or preset.temporal_scales,
-                   real_previous_share=mode.real_previous_share if config.real_previous_share is None else config.real_previous_share,
-                   shift_consistency_weight=mode.shift_consistency_weight if config.shift_consistency_weight is None
-                   else config.shift_consistency_weight)
+                   temporal_scales=config.temporal_scales or preset.temporal_scales, **chosen_by_mode)
 
 
 def check_resolution(subject: Subject, preset: ModelPreset, config: TrainConfig) -> None:

@@ -344,11 +344,7 @@ def shift_consistency(generator: nn.Module, generator_input: torch.Tensor, outpu
     moved_back = torch.roll(moved, [-v for v in shift], dims=(-2, -1))
     grow = max(1, center.shape[-1] // 16)
     region = nn.functional.max_pool2d(drawn(center), 2 * grow + 1, stride=1, padding=grow)
-    border = multiple
-    region[..., :border, :] = 0
-    region[..., -border:, :] = 0
-    region[..., :, :border] = 0
-    region[..., :, -border:] = 0
+    region = nn.functional.pad(region[..., multiple:-multiple, multiple:-multiple], (multiple,) * 4)
     return masked_l1(moved_back.float(), output.float(), region.float())
 
 

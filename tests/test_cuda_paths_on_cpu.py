@@ -27,7 +27,7 @@ SMALL = ModelPreset(resolution=32, ngf=8, n_downsample=2, n_blocks=2, ndf=8, dis
                     discriminator_scales=2, window=3, temporal_scales=2, batch_size=2, gpu_batch_size=2, steps=5,
                     sample_every=5)
 CONFIG = TrainConfig(subject="synthetic", steps=5, batch_size=2, window=3, temporal_scales=2, learning_rate=2e-4,
-                     real_previous_share=BODY.real_previous_share, shift_consistency_weight=BODY.shift_consistency_weight)
+                     **BODY.training_defaults())
 FRAMES = 24
 
 

@@ -34,6 +34,8 @@ class Motion:
 
 # What every checkpoint's ``target`` holds (reenact/resume.py writes it); each mode adds its ``target_keys``.
 COMMON_TARGET_KEYS = ("subject", "subject_resolution", "fps", "source_size", "track_config")
+# TrainConfig keys whose None means "the mode's": each mode sets them as class attributes.
+TRAINING_DEFAULT_KEYS = ("real_previous_share", "shift_consistency_weight")
 
 
 class Mode:
@@ -48,6 +50,10 @@ class Mode:
     pose_scale: str                            # what eval's pose distances are divided by
     region_grow: int                           # eval's masks: the proxy grown by resolution / this
     cross_note: str                            # eval's note on how cross-reenactment is measured
+
+    def training_defaults(self) -> dict[str, float]:
+        """The TrainConfig settings this mode chooses where a config leaves them None."""
+        return {key: getattr(self, key) for key in TRAINING_DEFAULT_KEYS}
 
     # track
     def track(self, video, config):
