@@ -91,7 +91,6 @@ class TrainConfig:
     mask_scale: int = 4                  # … a mask of blocks this many pixels wide, smoothed: no speckle
     mask_gain: float = 4.0               # … outside training, each block's mask pushed from one half by this: one source, not a blend
     mask_commit_weight: float = 1.0      # … a loss on mask·(1 − mask), ramped up with training: show the texture or the painting, not a blur of both
-    painting_weight: float = 2.0         # … L1 of the painting alone where the mask shows the texture: no garbage at the mask's edges
     steady_spread: int = 64              # … shown only on texels whose brightness spans at most this (of 255, 10th–90th percentile) over the training frames: not lips that part or eyelids
     reference_frame: bool = True         # bodies: a training frame warped limb by limb to each pose, beside the skeleton
     reference_composite: bool = True     # … and where the generator's mask says, the frame shows that warped frame's pixels (mask_scale, mask_gain)

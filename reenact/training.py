@@ -312,9 +312,6 @@ def train_step(networks: Networks, batch: dict[str, torch.Tensor], config: Train
             # Ramped up with training: committed early, a mask sticks (its tanh saturates) before the
             # painting has learnt the open mouth and the gaze, and the face shows the texture's median.
             losses_g["g_mask"] = config.mask_commit_weight * networks.share_done * mask_commitment(mask, showable)
-            if config.painting_weight:
-                losses_g["g_painting"] = config.painting_weight * painting_under_mask(
-                    sequence[:, :, 5:8].flatten(0, 1).float(), batch["frames"].flatten(0, 1).float(), mask.flatten(0, 1))
         if config.shift_consistency_weight:
             losses_g["g_shift"] = config.shift_consistency_weight * shift_consistency(
                 networks.generator, inputs[-1].detach(), generated[:, -1].detach(), centers[:, -1])
@@ -351,23 +348,13 @@ def shift_consistency(generator: nn.Module, generator_input: torch.Tensor, outpu
     return masked_l1(moved_back.float(), output.float(), region.float())
 
 
-def painting_under_mask(painted: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 of the (N, 3, R, R) painting alone against the frames, weighted by the (N, 1, R, R) texture
-    mask (not differentiated): where the frame shows the texture, nothing else asks the painting to
-    be right. Outside training the mask is pushed to one source block by block, and its edges show
-    the painting; on d6 (30 CPU minutes) that painting was psychedelic colour, and the mask's edge
-    at the hairline a dotted, coloured arc on every frame (README, the fifteenth stop)."""
-    return masked_l1(painted, real, mask.detach())
-
-
 def losses_on_extra_channels(networks: Networks, config: TrainConfig) -> dict[str, bool]:
     """What the generator appends to each frame for a loss: the alpha over a background plate, or
-    the neural texture's mask (with where the texture may show, and the painting under it). Faces
-    have no plate, bodies no texture."""
+    the neural texture's mask (with where the texture may show). Faces have no plate, bodies no texture."""
     generator = unwrap(networks.generator)
     if getattr(generator, "plate", None) is not None and config.alpha_weight > 0:
         return {"with_alpha": True}
-    if getattr(generator, "composite", False) and (config.mask_commit_weight > 0 or config.painting_weight > 0):
+    if getattr(generator, "composite", False) and config.mask_commit_weight > 0:
         return {"with_mask": True}
     return {}
 

@@ -176,7 +176,7 @@ def test_the_commitment_loss_is_zero_for_either_source_and_largest_for_half_of_e
     assert (mask.grad[..., :4] < 0).all() and (mask.grad[..., 4:] == 0).all()   # a mask above 1/2 is pushed to 1
 
 
-def test_a_generator_asked_for_its_mask_appends_it_where_the_face_is_and_the_painting():
+def test_a_generator_asked_for_its_mask_appends_it_and_where_the_face_is():
     torch.manual_seed(0)
     unet = UNetGenerator(4 * 3 + 3 + 4, out_channels=4, ngf=8, n_downsample=2, n_blocks=1)
     generator = TexturedGenerator(unet, NeuralTexture(channels=4, size=64, levels=3), 4, 3, composite=True, mask_scale=4)
@@ -185,11 +185,10 @@ def test_a_generator_asked_for_its_mask_appends_it_where_the_face_is_and_the_pai
         output = generator(x, with_mask=True)
         torch.testing.assert_close(output[:, :3], generator(x))
         sampled, covered, _ = generator.sample(x)
-        painted = unet(torch.cat([x, sampled], dim=1))
-    assert output.shape == (1, 8, 32, 32)
-    torch.testing.assert_close(output[:, 3:4], texture_mask(painted, covered, 4))
+        expected = texture_mask(unet(torch.cat([x, sampled], dim=1)), covered, 4)
+    assert output.shape == (1, 5, 32, 32)
+    torch.testing.assert_close(output[:, 3:4], expected)
     torch.testing.assert_close(output[:, 4:5], covered)
-    torch.testing.assert_close(output[:, 5:8], painted[:, :3])
 
 
 def test_training_with_the_commitment_loss_ramps_it_up_and_moves_the_mask_off_a_blend():
@@ -215,59 +214,6 @@ def test_training_with_the_commitment_loss_ramps_it_up_and_moves_the_mask_off_a_
     losses = [float(train_step(networks, clip.training_batch(sampler, 2), config)["g_mask"]) for _ in range(15)]
     assert losses[0] == 0 and 0 < losses[1] < losses[3]         # nothing at the start, then the ramp (4 steps)
     assert before > 0.15 and commitment() < 0.5 * before, (before, commitment())   # 0.25: half of each everywhere
-
-
-def test_the_painting_loss_counts_only_under_the_mask_and_leaves_the_mask_alone():
-    from reenact.training import painting_under_mask
-
-    real, painted = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
-    painted[..., :2] = 0.8                                   # wrong on the left half
-    mask = torch.zeros(1, 1, 4, 4, requires_grad=True)
-    with torch.no_grad():
-        mask[..., 2:] = 1.0                                  # the texture shows on the right half
-    assert painting_under_mask(painted, real, mask) == 0     # the wrong painting is not shown under the mask
-    with torch.no_grad():
-        mask[..., :1] = 0.5
-    painted.requires_grad_(True)
-    loss = painting_under_mask(painted, real, mask)
-    assert loss.item() == pytest.approx(0.8 * 0.5 * 4 / (0.5 * 4 + 8))    # the weighted mean
-    loss.backward()
-    assert mask.grad is None and (painted.grad[..., 1:2] == 0).all() and (painted.grad[..., :1] > 0).all()
-
-
-def test_training_with_the_painting_loss_makes_the_painting_under_the_mask_like_the_frames():
-    from dataclasses import replace
-
-    from tests.test_cuda_paths_on_cpu import CONFIG, SMALL, small_clip
-    from reenact.training import Acceleration, build_networks, painting_under_mask, train_step, unwrap
-
-    def painting_error(painting_weight: float) -> tuple[float, float]:
-        """The painting's L1 under the mask before and after 40 steps."""
-        torch.manual_seed(0)
-        config = replace(CONFIG, steps=40, learning_rate=2e-3, lr_schedule="constant", ema=False,
-                         painting_weight=painting_weight)
-        arguments = model_arguments(SMALL, config.window, 3, config.temporal_frames, config.temporal_scales,
-                                    neural_texture=True, texture_composite=True, mask_scale=4)
-        networks = build_networks(arguments, None, config, torch.device("cpu"), lambda m: m, Acceleration())
-        with torch.no_grad():       # the mask saturated at 1: the frame shows the texture, not the painting
-            unwrap(networks.generator).generator.head[1].bias[3] = 10.0
-        clip, sampler = small_clip(), torch.Generator().manual_seed(0)
-        probe = clip.training_batch(torch.Generator().manual_seed(1), 4)
-
-        def error() -> float:
-            with torch.no_grad():
-                output = unwrap(networks.generator)(torch.cat([probe["proxies"][:, 0], probe["frames"][:, 0]], 1),
-                                                    with_mask=True)
-            assert output[:, 3:4].mean() > 0.99
-            return float(painting_under_mask(output[:, 5:8], probe["frames"][:, 0], output[:, 3:4]))
-
-        before = error()
-        for _ in range(config.steps):
-            train_step(networks, clip.training_batch(sampler, 2), config)
-        return before, error()
-
-    (before, without), (_, with_loss) = painting_error(0.0), painting_error(20.0)
-    assert without > before - 0.005 and with_loss < before - 0.03, (before, without, with_loss)
 
 
 def test_a_texture_checkpoint_from_before_the_composite_builds_without_it():

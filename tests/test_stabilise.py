@@ -134,6 +134,24 @@ def test_an_averaged_frame_gets_back_the_fine_detail_energy_the_sharpness_figure
     assert energy(restored) == pytest.approx(energy(generated), rel=1e-3)
 
 
+def test_within_the_drawn_region_the_restore_does_not_pass_the_generated_frames_detail():
+    """Where the weight is broad, one gain that makes up for detail lost off the face (a moving
+    hairline) overshoots on a face that kept its own: capped by the drawn region, it does not."""
+    from reenact.stabilise import laplacian, luminance, with_detail_of
+
+    generated = texture(128, 3).astype(np.float32)
+    averaged = generated.copy()
+    averaged[:, 64:] = cv2.GaussianBlur(generated, (0, 0), 1.5)[:, 64:]    # the right half lost its detail
+    everywhere, face = np.ones((128, 128, 1), np.float32), np.zeros((128, 128, 1), np.float32)
+    face[:, 8:56] = 1                                                      # the face: the left, kept sharp
+    energy = lambda image, where: float((laplacian(luminance(image)) ** 2 * where[..., 0]).sum() / where.sum())
+    broad = with_detail_of(averaged, generated, everywhere, 4)
+    assert energy(broad, face) > 1.5 * energy(generated, face)             # the face sharpened past what was painted
+    capped = with_detail_of(averaged, generated, everywhere, 4, face)
+    assert energy(capped, face) == pytest.approx(energy(generated, face), rel=0.05)
+    assert energy(capped, everywhere) < energy(broad, everywhere)
+
+
 def test_moving_detail_painted_differently_each_frame_keeps_its_contrast_and_most_of_the_steadiness():
     """The scene's fine detail moves with it, and the generator paints fresh fine noise over it each
     frame. Plain averaging along the motion steadies the frame and loses the contrast; restoring

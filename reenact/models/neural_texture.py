@@ -145,15 +145,14 @@ class TexturedGenerator(WrappedGenerator):
 
     def forward(self, x: torch.Tensor, with_mask: bool = False) -> torch.Tensor:
         """The frame; with ``composite`` and ``with_mask``, the texture's mask appended as one more
-        channel, after it where the texture may show (for the commitment loss), and then the
-        painting's own RGB (for the loss on the painting under the mask)."""
+        channel and, after it, where the texture may show (for the commitment loss)."""
         sampled, covered, showable = self.sample(x)
         painted = self.generator(torch.cat([x, sampled], dim=1))
         if not self.composite:
             return painted
         frame, mask = masked_composite(painted, sampled[:, :3], showable, self.mask_scale,
                                        1.0 if self.training else self.mask_gain)
-        return torch.cat([frame, mask, showable, painted[:, :3]], dim=1) if with_mask else frame
+        return torch.cat([frame, mask, showable], dim=1) if with_mask else frame
 
 
 def texture_from_frames(frames: torch.Tensor, proxies: torch.Tensor, size: int,
