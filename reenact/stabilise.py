@@ -162,8 +162,9 @@ class TemporalStabiliser:
         blended = weight * previous + (1 - weight) * generated
         if not self.settings.restore_detail:
             return self.show(proxy, blended)
-        drawn = (proxy[..., :3].max(axis=-1) > 0).astype(np.float32)[..., None]
-        within = (drawn,) if self.settings.detail_within_drawn else ()
+        within = ()
+        if self.settings.detail_within_drawn:
+            within = ((proxy[..., :3].max(axis=-1) > 0).astype(np.float32)[..., None],)
         detailed = with_detail_of(blended, generated.astype(np.float32), near, self.settings.max_detail_gain, *within)
         return self.show(proxy, blended, detailed)
 
