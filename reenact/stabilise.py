@@ -209,18 +209,17 @@ def with_detail_of(frame: np.ndarray, generated: np.ndarray, where: np.ndarray, 
     afresh in each frame, and its changes flicker: taiji 1.37 / 0.99."""
     frame_luminance = luminance(frame)
     band = finest_band(frame_luminance)
-    details = laplacian(frame_luminance), laplacian(band), laplacian(luminance(generated))
-    gain = min(matching_gain(*details, weight[..., 0]) for weight in (where, *also_within))
+    frame_detail, band_detail = laplacian(frame_luminance), laplacian(band)
+    # The weighted energy of frame_detail + x · band_detail, less the generated frame's, is
+    # a·x² + b·x + c in x = gain − 1; each weight sums the same three maps.
+    maps = band_detail ** 2, 2 * frame_detail * band_detail, frame_detail ** 2 - laplacian(luminance(generated)) ** 2
+    weighted_sums = lambda weight: [float((term * weight[..., 0]).sum()) for term in maps]
+    gain = min(matching_gain(*weighted_sums(weight)) for weight in (where, *also_within))
     gain = float(np.clip(gain, 1, max_gain))
     return frame + ((gain - 1) * band)[..., None] * where
 
 
-def matching_gain(frame_detail: np.ndarray, band_detail: np.ndarray, generated_detail: np.ndarray,
-                  weight: np.ndarray) -> float:
-    """The gain on the band that makes the frame's Laplacian energy, weighted by ``weight``, the
-    generated frame's: frame_detail + x · band_detail has a weighted energy quadratic in x = gain − 1."""
-    weighted = lambda values: float((values * weight).sum())
-    a = weighted(band_detail ** 2)
-    b = 2 * weighted(frame_detail * band_detail)
-    c = weighted(frame_detail ** 2) - weighted(generated_detail ** 2)
+def matching_gain(a: float, b: float, c: float) -> float:
+    """1 + the larger root of a·x² + b·x + c (0 where there is none): the gain that brings the
+    weighted detail energy to the generated frame's."""
     return 1 + ((-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a) if a > 0 else 0.0)
