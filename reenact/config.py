@@ -73,6 +73,7 @@ class TrainConfig:
     temporal_weight: float = 1.0
     real_previous_share: float | None = None  # of training sequences, this share feed frame 1 the real frame 0 as its previous output; default the mode's
     shift_consistency_weight: float | None = None  # L1 of the output against that for the input moved by less than the network's size multiple and back (steadier frames as the person moves); default the mode's
+    l1_shift: int | None = None          # pixels: the L1 compares each 8-pixel square with the frame moved by up to this, whichever fits (edges drawn sharp where tracking is a pixel off); default the mode's
     region_weight: float = 4.0           # in the L1 loss, 1 + this: a face's mouth and eyes, a body's person (skeleton grown)
     temporal_frames: int = 3             # frames per clip the temporal discriminators judge (2 = Everybody Dance Now's pairs)
     temporal_scales: int | None = None   # time scales (frame strides 1, 2, 4…), one discriminator each (vid2vid); default from the preset

@@ -22,7 +22,7 @@ from reenact.enhancer import crop_patches, enhance_faces
 from reenact.config import TrainConfig
 from reenact.data import center_proxy, generator_input
 from reenact.models import (MultiscaleDiscriminator, feature_matching_loss, foreground_alpha, lsgan_discriminator_loss,
-                            lsgan_generator_loss, masked_l1, split_outputs)
+                            lsgan_generator_loss, masked_l1, shift_tolerant_l1, split_outputs)
 from reenact.models.neural_texture import drawn, mask_commitment
 from reenact.translator import build_discriminators, build_face_enhancer, build_generator
 
@@ -418,7 +418,7 @@ def generator_losses(networks: Networks, batch, generated, real_pairs, fake_pair
         "g_gan": lsgan_generator_loss(fake_image) + config.temporal_weight * temporal_gan,
         "g_fm": config.feature_matching_weight * (feature_matching_loss(real_image, fake_image)
                                                   + config.temporal_weight * temporal_fm),
-        "g_l1": config.l1_weight * masked_l1(flat_generated.float(), flat_real.float(), weights),
+        "g_l1": config.l1_weight * shift_tolerant_l1(flat_generated.float(), flat_real.float(), weights, config.l1_shift or 0),
     }
     if networks.perceptual is not None:
         losses["g_perceptual"] = config.perceptual_weight * networks.perceptual(flat_generated, flat_real).float()

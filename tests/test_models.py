@@ -7,7 +7,7 @@ import torch
 
 from reenact.models import (GlobalGenerator, MultiscaleDiscriminator, RandomPerceptualLoss, VGGPerceptualLoss, feature_matching_loss,
                             load_vgg19_features_state, lsgan_discriminator_loss, lsgan_generator_loss, masked_l1,
-                            vgg19_features)
+                            shift_tolerant_l1, vgg19_features)
 from reenact.models.unet import UNetGenerator
 
 torch.manual_seed(0)
@@ -81,6 +81,38 @@ def test_masked_l1_counts_only_the_weighted_region():
     top[..., :2, :] = 1
     assert masked_l1(pred, target, top) == pytest.approx(1.0)
     assert masked_l1(pred, target, 1 - top) == pytest.approx(0.0)
+
+
+def step_edge(position: int, blur: bool = False) -> torch.Tensor:
+    """(1, 3, 16, 16): dark left of column ``position``, light from it on; with ``blur``, a
+    two-pixel ramp there instead."""
+    image = torch.full((1, 3, 16, 16), -1.0)
+    image[..., position:] = 1.0
+    if blur:
+        image[..., position - 1] = -1 / 3
+        image[..., position] = 1 / 3
+    return image
+
+
+def test_shift_tolerant_l1_forgives_an_edge_a_pixel_off_but_not_a_blurred_one():
+    target = step_edge(8)
+    off_by_one, blurred = step_edge(9), step_edge(8, blur=True)
+    # Plain L1 prefers the blur: 2·(2/3)·16 rows against 2·16 over 16·16 pixels.
+    assert masked_l1(blurred, target) == pytest.approx(1 / 12)
+    assert masked_l1(off_by_one, target) == pytest.approx(1 / 8)
+    assert shift_tolerant_l1(off_by_one, target, shift=1) == pytest.approx(0.0)
+    # No shift of the step fits the ramp better than none: the blur still costs what L1 says.
+    assert shift_tolerant_l1(blurred, target, shift=1) == pytest.approx(1 / 12)
+    weight = torch.rand(1, 1, 16, 16)
+    assert shift_tolerant_l1(blurred, target, weight, shift=0) == pytest.approx(float(masked_l1(blurred, target, weight)))
+
+
+def test_shift_tolerant_l1_moves_each_block_on_its_own():
+    # An edge in each 8-pixel block, the prediction's a pixel right of the target's in one, left in the other.
+    target = torch.cat([step_edge(3)[..., :8], step_edge(5)[..., :8]], dim=-1)
+    pred = torch.cat([step_edge(4)[..., :8], step_edge(4)[..., :8]], dim=-1)
+    assert shift_tolerant_l1(pred, target, shift=1) == pytest.approx(0.0)
+    assert shift_tolerant_l1(pred, target, shift=1, block=16) > 0
 
 
 def test_vgg19_layout_matches_torchvision():

@@ -53,7 +53,7 @@ def test_a_share_of_sequences_feed_frame_one_the_real_frame_zero():
     assert set(half.tolist()) == {2.0, 11.0} and 16 < int((half == 11).sum()) < 48
 
 
-def test_the_share_of_real_previous_frames_and_the_shift_weight_default_to_the_modes_and_explicit_ones_stay():
+def test_the_share_of_real_previous_frames_the_shift_weight_and_the_l1_slack_default_to_the_modes_and_explicit_ones_stay():
     from pipelines.train import fill_preset_defaults
     from reenact.modes import MODES
     from reenact.presets import get_preset
@@ -63,8 +63,9 @@ def test_the_share_of_real_previous_frames_and_the_shift_weight_default_to_the_m
     body, face = resolved("body"), resolved("face")
     assert (body.real_previous_share, face.real_previous_share) == (0.0, 0.0)
     assert (body.shift_consistency_weight, face.shift_consistency_weight) == (10.0, 0.0)
-    explicit = resolved("body", real_previous_share=0.5, shift_consistency_weight=0.0)
-    assert (explicit.real_previous_share, explicit.shift_consistency_weight) == (0.5, 0.0)
+    assert (body.l1_shift, face.l1_shift) == (0, 2)
+    explicit = resolved("body", real_previous_share=0.5, shift_consistency_weight=0.0, l1_shift=1)
+    assert (explicit.real_previous_share, explicit.shift_consistency_weight, explicit.l1_shift) == (0.5, 0.0, 1)
     assert resolved("face", real_previous_share=1.0).real_previous_share == 1.0
 
 

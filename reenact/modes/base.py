@@ -35,7 +35,7 @@ class Motion:
 # What every checkpoint's ``target`` holds (reenact/resume.py writes it); each mode adds its ``target_keys``.
 COMMON_TARGET_KEYS = ("subject", "subject_resolution", "fps", "source_size", "track_config")
 # TrainConfig keys whose None means "the mode's": each mode sets them as class attributes.
-TRAINING_DEFAULT_KEYS = ("real_previous_share", "shift_consistency_weight")
+TRAINING_DEFAULT_KEYS = ("real_previous_share", "shift_consistency_weight", "l1_shift")
 
 
 class Mode:
@@ -45,13 +45,14 @@ class Mode:
     stabiliser: StabiliserSettings
     real_previous_share: float                 # training's default (TrainConfig.real_previous_share)
     shift_consistency_weight: float            # training's default (TrainConfig.shift_consistency_weight)
+    l1_shift: int                              # training's default (TrainConfig.l1_shift)
     has_expressions: bool                      # per-frame ARKit weights to export and --edit
     has_texture_coordinates: bool              # the proxy's channels 0 and 1 place each pixel on a surface
     pose_scale: str                            # what eval's pose distances are divided by
     region_grow: int                           # eval's masks: the proxy grown by resolution / this
     cross_note: str                            # eval's note on how cross-reenactment is measured
 
-    def training_defaults(self) -> dict[str, float]:
+    def training_defaults(self) -> dict[str, float | int]:
         """The TrainConfig settings this mode chooses where a config leaves them None."""
         return {key: getattr(self, key) for key in TRAINING_DEFAULT_KEYS}
 

@@ -24,6 +24,7 @@ class BodyMode(Mode):
     # real then made the generator lean on them and leave a fast driver's arms behind (README).
     real_previous_share = 0.0
     shift_consistency_weight = 10.0
+    l1_shift = 0                   # not yet measured on bodies
     has_expressions = False
     has_texture_coordinates = False
     pose_scale = "body height"
