@@ -93,12 +93,12 @@ def shift_tolerant_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Te
     if shift == 0:
         return masked_l1(pred, target, weight)
     weight = torch.ones_like(pred[:, :1]) if weight is None else weight
-    size = pred.shape[-1]
+    height, width = pred.shape[-2:]
     padded = F.pad(target, (shift,) * 4, mode="replicate")
     block_errors = []
     for dy in range(2 * shift + 1):
         for dx in range(2 * shift + 1):
-            moved = padded[..., dy:dy + pred.shape[-2], dx:dx + size]
+            moved = padded[..., dy:dy + height, dx:dx + width]
             error = ((pred - moved).abs() * weight).sum(dim=1, keepdim=True)
             block_errors.append(F.avg_pool2d(error, block, ceil_mode=True, divisor_override=1))
     return torch.stack(block_errors).amin(dim=0).sum() / (weight.sum() * pred.shape[1]).clamp_min(1e-8)
