@@ -99,7 +99,7 @@ def shift_tolerant_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Te
     for dy in range(2 * shift + 1):
         for dx in range(2 * shift + 1):
             moved = padded[..., dy:dy + height, dx:dx + width]
-            error = ((pred - moved).abs() * weight).sum(dim=1, keepdim=True)
+            error = (pred - moved).abs().sum(dim=1, keepdim=True) * weight
             block_errors.append(F.avg_pool2d(error, block, ceil_mode=True, divisor_override=1))
     return torch.stack(block_errors).amin(dim=0).sum() / (weight.sum() * pred.shape[1]).clamp_min(1e-8)
 
