@@ -17,7 +17,6 @@ from reenact.data import SubjectClip
 from reenact.device import resolve_device
 from reenact.errors import ReenactError
 from reenact.evaluation import held_out, metrics, report
-from reenact.evaluation.appearance import high_frequency_energy
 from reenact.evaluation.cross import cross_reenactment, drive_systems
 from reenact.evaluation.output_tracking import track_systems
 from reenact.files import check_writable, write_json
@@ -68,8 +67,8 @@ def run(config: EvalConfig) -> dict:
     if lpips is not None:
         for name, images in frames.items():
             per_frame[name]["lpips"] = held_out.lpips_per_frame(lpips.to(device), images, real, device)
-    viewer = held_out.viewer_figures(mode, clip, conditioning)
-    held_out_points, real_energy = conditioning[clip.train_end:], high_frequency_energy(real, masks)
+    viewer = held_out.viewer_figures(mode, clip, conditioning, mode.footage_coverage(reenactor.target, resolution))
+    held_out_points, real_energy = conditioning[clip.train_end:], viewer.energy(real, masks)
     for name, images in frames.items():
         per_frame[name].update(viewer(images, masks, held_out_points, real_energy))
     results = held_out.summarize(per_frame, real_float, flows, subject, config, checkpoint.state, novel, lpips_unavailable,

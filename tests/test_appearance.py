@@ -110,3 +110,30 @@ def test_cross_sharpness_of_a_body_weighs_the_footage_part_by_part():
     hidden = points.copy()
     hidden[:, 2] = 0
     assert reference(region[None], hidden[None])[0] == pytest.approx(reference.whole)
+
+
+def test_sharpness_leaves_out_the_crops_padding_and_its_edge():
+    from reenact.evaluation.appearance import ViewerFigures, clear_of_padding, whole_region_energy
+
+    coverage = np.ones((128, 128), np.float32)
+    coverage[-3:] = 0            # three rows past the bottom of the video
+    coverage[-4] = 0.25          # and one partly past it
+    footage = clear_of_padding(coverage)
+    # Every row whose 3×3 Laplacian reaches a pixel not wholly inside the video is left out.
+    assert footage[:-5].all() and not footage[-5:].any()
+    assert clear_of_padding(np.ones((8, 8), np.float32)) is None and clear_of_padding(None) is None
+    # Feet on a bright floor at the padding's edge: black below it in the real frame, the floor going
+    # on in the output. That edge is the strongest detail in the region, so without the footage mask
+    # the output scores far below 1; with it, exactly 1, the same person's pixels.
+    real = example_frame().copy()
+    real[112:] = 230
+    output = real.copy()
+    real[-4:] = 0
+    region = np.zeros((1, 128, 128), bool)
+    region[:, 96:, 40:90] = True
+    plain = ViewerFigures(whole_region_energy(real[None], region), "identity_distance", None)
+    clear = ViewerFigures(whole_region_energy(real[None], region & footage), "identity_distance", None, footage=footage)
+    unmasked = plain(output[None], region, np.zeros((1, 1, 3)), plain.energy(real[None], region))["sharpness"][0]
+    masked = clear(output[None], region, np.zeros((1, 1, 3)), clear.energy(real[None], region))["sharpness"][0]
+    assert masked == pytest.approx(1.0) and unmasked < 0.8
+    assert clear(output[None], region, np.zeros((1, 1, 3)))["sharpness"][0] == pytest.approx(1.0)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from reenact.data import proxy_windows
@@ -41,6 +42,9 @@ def test_the_padding_past_the_targets_video_is_black():
     shown = blacken_padding(frame, padding)
     assert (shown[:, :10] == 0).all() and (shown[:, 10:] == 200).all()
     assert FACE.padding(target, 64) is None and BODY.padding({**target, "crop": {"x": 0, "y": 0, "size": 600}}, 64) is None
+    coverage = BODY.footage_coverage({**target, "crop": {"x": -105, "y": 0, "size": 640}}, 64)   # half of column 10 past it
+    assert coverage[:, :10].max() == 0 and coverage[:, 10] == pytest.approx(0.5) and coverage[:, 11:].min() == 1
+    assert FACE.footage_coverage(target, 64) is None and BODY.footage_coverage({"crop": target["crop"]}, 64) is None
 
 
 def test_a_frame_larger_than_the_detection_size_is_shrunk_to_it_and_a_smaller_one_is_not():

@@ -29,7 +29,8 @@ NOTES = {
                "self-reenactment flicker (which uses the real frames' flow) and the two are not comparable. An output that "
                "stands still scores 0: read it beside pose_distance",
     "sharpness": "sharpness: the output's high-frequency energy over the retargeted proxy's region, divided by the "
-                 "target's training frames' over theirs (a body's part by part, weighted by each part's share of the region)",
+                 "target's training frames' over theirs (a body's part by part, weighted by each part's share of the region; "
+                 "away from the black padding where the target's crop reaches past its video)",
     "face_enhancer": "the output is the generator's, without the body face enhancer, as in self-reenactment",
 }
 
@@ -173,7 +174,7 @@ def cross_reenactment(driven: DrivenSystems, tracked: dict[str, tuple[np.ndarray
     from reenact.evaluation.held_out import region_masks
 
     masks, wanted = region_masks(driven.proxies, mode), driven.wanted
-    reference = viewer.reference_energy(masks, wanted.points)      # the same regions for every system
+    reference = viewer.reference(masks, wanted.points)      # the same regions for every system
     systems = {name: {**system_figures(images, *tracked[name], wanted, mode),
                       **viewer_summary(viewer(images, masks, wanted.points, reference), wanted.valid)}
                for name, images in driven.frames.items()}

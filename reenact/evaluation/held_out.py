@@ -7,6 +7,7 @@ previous-frame input and nearest-neighbour retrieval of the training frame with 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 
@@ -18,7 +19,7 @@ from reenact.config import EvalConfig, config_dict
 from reenact.data import SubjectClip
 from reenact.drive import Drive
 from reenact.evaluation import metrics, report
-from reenact.evaluation.appearance import ViewerFigures, quiet_nan, reference_picks
+from reenact.evaluation.appearance import ViewerFigures, clear_of_padding, quiet_nan, reference_picks
 from reenact.evaluation.systems import NOVELTY_QUANTILE, nearest_neighbours, novelty_threshold
 from reenact.models.lpips import LearnedPerceptualDistance
 from reenact.modes import Mode
@@ -80,11 +81,16 @@ def region_masks(proxies: np.ndarray, mode: Mode) -> np.ndarray:
     return np.stack([cv2.dilate(d, kernel) > 0 for d in drawn])
 
 
-def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray) -> ViewerFigures:
-    """Sharpness and the look-alike figure, with the target's training frames as the reference."""
+def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray,
+                   coverage: np.ndarray | None = None) -> ViewerFigures:
+    """Sharpness and the look-alike figure, with the target's training frames as the reference;
+    sharpness where the (R, R) footage ``coverage`` (``Mode.footage_coverage``) is whole."""
     picks = reference_picks(clip.train_end)
     proxies = clip.proxies[torch.as_tensor(picks, device=clip.proxies.device)].permute(0, 2, 3, 1).cpu().numpy()
-    return mode.viewer_figures(clip_frames(clip, picks), conditioning[picks], region_masks(proxies, mode))
+    footage = clear_of_padding(coverage)
+    masks = region_masks(proxies, mode)
+    viewer = mode.viewer_figures(clip_frames(clip, picks), conditioning[picks], masks if footage is None else masks & footage)
+    return dataclasses.replace(viewer, footage=footage)
 
 
 def frame_metrics(images: np.ndarray, detected: np.ndarray, found: np.ndarray, real_float: np.ndarray,

@@ -38,7 +38,8 @@ MEANINGS = {
     "psnr_masked": "PSNR over the person or face only (higher is better)",
     "ssim_masked": "SSIM over the person or face only (higher is better)",
     "sharpness": "high-frequency (Laplacian) energy over the person or face, divided by the real frame's over the same "
-                 "region (1 is as sharp as the footage; below it, blur)",
+                 "region, away from the black padding where the crop reaches past the video (1 is as sharp as the "
+                 "footage; below it, blur)",
     "identity_distance": "dlib's face-recognition embedding of the frame against the mean of the target's training "
                          "frames' (lower is better; below 0.6 dlib calls it the same person; a frame without a face dlib finds "
                          "counts 1)",
@@ -84,7 +85,8 @@ CROSS_MEANINGS = {
     "head_rotation_error_deg": "mean angle, in degrees, between the output's head motion and the driver's retargeted "
                                "head motion, each relative to its own mean pose (lower is better)",
     "sharpness": "high-frequency energy over the retargeted proxy's region, divided by the target's training frames' "
-                 "(a body's part by part, weighted by each part's share of the region; 1 is as sharp as the footage)",
+                 "(a body's part by part, weighted by each part's share of the region; away from the crop's black padding; 1 is as "
+                 "sharp as the footage)",
     "identity_distance": "as in self-reenactment: dlib's face embedding against the target's (lower is better; < 0.6 "
                          "is the same person to dlib)",
     "appearance_distance": "as in self-reenactment: each body part's colour where the driver's retargeted pose puts it, "

@@ -88,10 +88,15 @@ class Mode:
         """(T, 3) head centres in model pixels and whether seen, for the face enhancer; None: no enhancer."""
         return None
 
-    def padding(self, target: dict, resolution: int) -> np.ndarray | None:
-        """(R, R) bool: the output pixels wholly past the target's video, where its crop reaches
-        beyond it (black in every training frame); None: there are none."""
+    def footage_coverage(self, target: dict, resolution: int) -> np.ndarray | None:
+        """(R, R) float: the share of each output pixel inside the target's video, where its crop
+        reaches beyond it (the rest is black in every training frame); None: all of every pixel."""
         return None
+
+    def padding(self, target: dict, resolution: int) -> np.ndarray | None:
+        """(R, R) bool: the output pixels wholly past the target's video; None: there are none."""
+        coverage = self.footage_coverage(target, resolution)
+        return None if coverage is None or coverage.min() > 0 else coverage == 0
 
     def choose_reference(self, subject, training_frames: int):
         """A reference frame of the target that the translator sees warped to each pose; None: none."""

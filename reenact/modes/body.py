@@ -51,13 +51,12 @@ class BodyMode(Mode):
     def target_fields(self, subject) -> dict:
         return {"crop": subject.meta["crop"], "ground": subject.meta["ground"]}
 
-    def padding(self, target: dict, resolution: int) -> np.ndarray | None:
+    def footage_coverage(self, target: dict, resolution: int) -> np.ndarray | None:
         from reenact.body.crop import Crop, footage_coverage
 
         if "source_size" not in target:
             return None
-        padding = footage_coverage(Crop.from_dict(target["crop"]), tuple(target["source_size"]), resolution) == 0
-        return padding if padding.any() else None
+        return footage_coverage(Crop.from_dict(target["crop"]), tuple(target["source_size"]), resolution)
 
     def loss_regions(self, subject) -> np.ndarray:
         from reenact.body.regions import person_regions
