@@ -4,12 +4,12 @@
 
 Drives a body checkpoint by DRIVER as `reenact eval --driver` does (the model, the model before its
 stabiliser, without its temporal inputs, and retrieval), then prints, for each body part of
-reenact/evaluation/appearance.py's SHARPNESS_PARTS: its share of the retargeted region (away from
-the crop's padding, as `eval` measures), the
-training footage's energy there, each system's energy over that, and the part's weight in the
-figure (share × footage energy: a part that is both large and detailed decides it). The last line
-is the whole region's, pooled over the frames (`eval` averages each frame's ratio: close, not equal). --grid writes driver frames as proxy | warped
-reference | model | retrieval, 3× nearest-neighbour. A benchmark, not a test.
+reenact/evaluation/appearance.py's SHARPNESS_PARTS: its share of the retargeted region (away
+from the crop's padding, as `eval` measures), the training footage's energy there, each system's
+energy over that, and the part's weight in the figure (share × footage energy: a part that is both
+large and detailed decides it). The last line is the whole region's, pooled over the frames
+(`eval` averages each frame's ratio: close, not equal). --grid writes driver frames as proxy |
+warped reference | model | retrieval, 3× nearest-neighbour. A benchmark, not a test.
 """
 
 from __future__ import annotations

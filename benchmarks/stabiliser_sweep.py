@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from reenact.data import SubjectClip  # noqa: E402
 from reenact.evaluation import metrics  # noqa: E402
-from reenact.evaluation.appearance import clear_of_padding, high_frequency_energy  # noqa: E402
+from reenact.evaluation.appearance import clear_of_padding, high_frequency_energy, within_footage  # noqa: E402
 from reenact.evaluation.held_out import generate_held_out, region_masks  # noqa: E402
 from reenact.reenactment import Reenactor, StreamOptions  # noqa: E402
 from reenact.stabilise import TemporalStabiliser  # noqa: E402
@@ -64,9 +64,9 @@ def main() -> None:
     real = clip.frames[clip.train_end:].permute(0, 2, 3, 1).numpy()
     proxies = np.stack([clip.proxies[t][reenactor.drawn].permute(1, 2, 0).numpy() for t in held_out])
     proxy_flows = [None] * len(held_out) if args.dis else list(reenactor.mode.own_flows(subject, held_out))
-    masks = region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).numpy(), reenactor.mode)
     footage = clear_of_padding(reenactor.mode.footage_coverage(reenactor.target, reenactor.resolution))
-    masks = masks if footage is None else masks & footage       # as `eval` measures sharpness
+    masks = within_footage(region_masks(clip.proxies[clip.train_end:].permute(0, 2, 3, 1).numpy(), reenactor.mode),
+                           footage)       # as `eval` measures sharpness
     outputs = generate_held_out(reenactor, clip, {"unstabilised": StreamOptions(stabilise=False, enhance=False)}, subject)
     raw = np.stack([output["unstabilised"].frame for output in outputs])
     real_float = real.astype(np.float32) / 255

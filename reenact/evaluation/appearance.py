@@ -177,6 +177,11 @@ def clear_of_padding(coverage: np.ndarray | None) -> np.ndarray | None:
     return cv2.erode((coverage >= 1).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
 
 
+def within_footage(masks: np.ndarray, footage: np.ndarray | None) -> np.ndarray:
+    """(N, R, R) region masks cut to ``footage`` (``clear_of_padding``; None: left whole)."""
+    return masks if footage is None else masks & footage
+
+
 @dataclass(frozen=True)
 class ViewerFigures:
     """``sharpness`` and the mode's look-alike figure (``key``), against the target's training footage.
@@ -189,7 +194,7 @@ class ViewerFigures:
 
     def measured(self, masks: np.ndarray) -> np.ndarray:
         """The part of (N, R, R) region masks that sharpness looks at."""
-        return masks if self.footage is None else masks & self.footage
+        return within_footage(masks, self.footage)
 
     def energy(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """(N,) ``high_frequency_energy`` where sharpness looks: a self-reenactment reference."""

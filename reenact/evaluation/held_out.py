@@ -19,7 +19,7 @@ from reenact.config import EvalConfig, config_dict
 from reenact.data import SubjectClip
 from reenact.drive import Drive
 from reenact.evaluation import metrics, report
-from reenact.evaluation.appearance import ViewerFigures, clear_of_padding, quiet_nan, reference_picks
+from reenact.evaluation.appearance import ViewerFigures, clear_of_padding, quiet_nan, reference_picks, within_footage
 from reenact.evaluation.systems import NOVELTY_QUANTILE, nearest_neighbours, novelty_threshold
 from reenact.models.lpips import LearnedPerceptualDistance
 from reenact.modes import Mode
@@ -88,8 +88,8 @@ def viewer_figures(mode: Mode, clip: SubjectClip, conditioning: np.ndarray,
     picks = reference_picks(clip.train_end)
     proxies = clip.proxies[torch.as_tensor(picks, device=clip.proxies.device)].permute(0, 2, 3, 1).cpu().numpy()
     footage = clear_of_padding(coverage)
-    masks = region_masks(proxies, mode)
-    viewer = mode.viewer_figures(clip_frames(clip, picks), conditioning[picks], masks if footage is None else masks & footage)
+    masks = within_footage(region_masks(proxies, mode), footage)
+    viewer = mode.viewer_figures(clip_frames(clip, picks), conditioning[picks], masks)
     return dataclasses.replace(viewer, footage=footage)
 
 
