@@ -4,6 +4,8 @@ frame warped limb by limb, the stabiliser's resampling, and checkpoints from bef
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from reenact.body import layout
-from reenact.body.reference import ReferenceWarp, WithReference, affine, choose_reference, similarity
+from reenact.body.reference import ReferenceWarp, WithReference, affine, choose_reference, perspective, similarity
 from reenact.checkpoint import Checkpoint
 from reenact.errors import ReenactError
 from reenact.face.geometry import project
@@ -378,6 +380,46 @@ def test_the_limb_warp_moves_a_limb_where_the_skeleton_says():
     nobody = driving.copy()
     nobody[:, 2] = 0
     assert warp(nobody).max() == 0 and warp(None).max() == 0
+
+
+def test_the_perspective_fit_maps_a_quad_onto_another_and_falls_back_to_affine_when_one_folds():
+    hips_and_knees = np.array([[40.0, 60.0], [80.0, 60.0], [80.0, 100.0], [40.0, 100.0]])
+    flared = np.array([[45.0, 58.0], [75.0, 58.0], [95.0, 104.0], [25.0, 100.0]])
+    matrix = perspective(hips_and_knees, flared)
+    mapped = cv2.perspectiveTransform(hips_and_knees[None].astype(np.float32), matrix)[0]
+    np.testing.assert_allclose(mapped, flared, atol=1e-3)
+    crossed = flared[[0, 1, 3, 2]]                                     # the knees crossed: the outline folds
+    np.testing.assert_allclose(perspective(hips_and_knees, crossed), np.vstack([affine(hips_and_knees, crossed), [0, 0, 1]]))
+
+
+def save_state(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_the_skirt_spans_the_gap_between_spread_legs_with_the_references_cloth_down_to_mid_thigh():
+    pose = standing_person(ground_y=120, height=100, center_x=64)
+    frame = np.zeros((128, 128, 3), np.uint8)
+    hull = pose[[P["left_hip"], P["right_hip"], P["right_knee"], P["left_knee"]], :2]
+    cv2.fillConvexPoly(frame, np.round(hull).astype(np.int32), (0, 200, 0))   # a green dress, hips to knees
+    warp = ReferenceWarp(frame, pose, min_confidence=0.5)
+    driving = pose.copy()
+    for side, sign in (("left", 1), ("right", -1)):                  # a wide stance: knees 60 px apart
+        driving[P[f"{side}_knee"], 0] = 64 + sign * 30
+        driving[P[f"{side}_ankle"], 0] = 64 + sign * 40
+    warped = warp(driving)
+    hip_y, knee_y = pose[P["left_hip"], 1], pose[P["left_knee"], 1]
+    between_thighs = lambda fraction: warped[int(round(hip_y + fraction * (knee_y - hip_y))), 64]
+    assert (between_thighs(0.25) == (0, 200, 0)).all() and (between_thighs(0.45) == (0, 200, 0)).all()
+    assert (between_thighs(0.85) == 0).all()        # below mid-thigh the legs' own capsules, and a gap
+    state = torch.load(save_state(warp.state()), weights_only=True)
+    np.testing.assert_array_equal(ReferenceWarp.from_state(state)(driving), warped)
+    del state["skirt"]                                      # a checkpoint from before it: shown no skirt
+    assert (ReferenceWarp.from_state(state)(driving)[int(round(hip_y + 0.3 * (knee_y - hip_y))), 64] == 0).all()
+    driving[P["left_knee"], 2] = 0                         # a knee unseen: the skirt from its other three corners
+    assert (warp(driving)[int(round(hip_y + 0.3 * (knee_y - hip_y))), 64] == (0, 200, 0)).all()
 
 
 def test_the_reference_is_a_frame_showing_every_part_near_the_median_pose():

@@ -3,7 +3,8 @@
 One training frame of the target, the reference, is cut into body parts along its skeleton; each
 part is moved by the transform that takes its keypoints in the reference to the same keypoints in
 the driving pose (a similarity for a limb or the head, an affine map for the torso, which turns
-and foreshortens), and painted inside the part's region of the driving pose. The translator sees
+and foreshortens, a perspective map for the skirt, hips to mid-thighs, which flares with the
+stance), and painted inside the part's region of the driving pose. The translator sees
 this image beside the skeleton, so the clothing's pattern and the skin reach the frame from the
 footage, and the network corrects the seams and the folds instead of inventing the cloth.
 """
@@ -16,16 +17,20 @@ import cv2
 import numpy as np
 import torch
 
-from reenact.body.layout import POSE
+from reenact.body.layout import NUM_KEYPOINTS, POSE
 
 HEAD_POINTS = tuple(range(POSE["nose"], POSE["mouth_right"] + 1))
+
+# Points no tracker gives, a fraction of the way between two it does; numbered after its keypoints.
+BETWEEN = {"left_mid_thigh": ("left_hip", "left_knee", 0.5), "right_mid_thigh": ("right_hip", "right_knee", 0.5)}
+ANCHOR = {**POSE, **{name: NUM_KEYPOINTS + i for i, name in enumerate(BETWEEN)}}
 
 
 @dataclass(frozen=True)
 class Part:
     anchors: tuple[int, ...]   # the keypoints that carry the part: a bone's two ends, or a hull's corners
     reach: float               # how far the region reaches beyond them, in torso lengths
-    affine: bool = False       # an affine map (the torso) rather than a similarity
+    fit: str = "similarity"    # a key of FITS
 
 
 def _limb(a: str, b: str, reach: float) -> Part:
@@ -35,7 +40,7 @@ def _limb(a: str, b: str, reach: float) -> Part:
 # Painted in this order, later over earlier: arms usually pass in front of the torso, and the head
 # over the collar.
 PARTS: tuple[Part, ...] = (
-    Part((POSE["left_shoulder"], POSE["right_shoulder"], POSE["right_hip"], POSE["left_hip"]), 0.12, affine=True),
+    Part((POSE["left_shoulder"], POSE["right_shoulder"], POSE["right_hip"], POSE["left_hip"]), 0.12, fit="affine"),
     *(_limb(f"{side}_hip", f"{side}_knee", 0.16) for side in ("left", "right")),
     *(_limb(f"{side}_knee", f"{side}_ankle", 0.12) for side in ("left", "right")),
     *(_limb(f"{side}_ankle", f"{side}_foot_index", 0.08) for side in ("left", "right")),
@@ -44,6 +49,13 @@ PARTS: tuple[Part, ...] = (
     *(_limb(f"{side}_wrist", f"{side}_index", 0.08) for side in ("left", "right")),
     Part(HEAD_POINTS, 0.22),
 )
+
+# Painted first, under the thighs: a dress or a coat spans the gap between the legs, which two thigh
+# capsules alone leave empty (a dress became shorts in wide stances). It stops at mid-thigh because
+# below a short dress's hem the reference shows the legs side by side, which spread legs would turn
+# into a web of skin; over trousers the thighs repaint all of it but the crotch.
+SKIRT = Part(tuple(ANCHOR[name] for name in ("left_hip", "right_hip", "right_mid_thigh", "left_mid_thigh")), 0.12,
+             fit="perspective")
 
 
 def similarity(source: np.ndarray, destination: np.ndarray) -> np.ndarray:
@@ -62,6 +74,37 @@ def affine(source: np.ndarray, destination: np.ndarray) -> np.ndarray:
     homogeneous = np.hstack([source, np.ones((len(source), 1))])
     solution, *_ = np.linalg.lstsq(homogeneous, destination, rcond=None)
     return solution.T
+
+
+def with_between(points: np.ndarray) -> np.ndarray:
+    """(..., K + len(BETWEEN), 3): the (..., K, 3) ``points`` followed by the BETWEEN points, each as
+    confident as the less confident of its two ends."""
+    extra = []
+    for start, end, fraction in BETWEEN.values():
+        a, b = points[..., POSE[start], :], points[..., POSE[end], :]
+        extra.append(np.concatenate([a[..., :2] + fraction * (b[..., :2] - a[..., :2]),
+                                     np.minimum(a[..., 2:], b[..., 2:])], axis=-1))
+    return np.concatenate([points, np.stack(extra, axis=-2).astype(points.dtype)], axis=-2)
+
+
+def perspective(source: np.ndarray, destination: np.ndarray) -> np.ndarray:
+    """The 3×3 homography taking a (4, 2) quad ``source`` exactly onto ``destination``, both listed
+    around their outline; the affine map (as 3×3) when either is not convex, where a homography
+    folds the picture or sends part of it to infinity."""
+    if len(source) == 4 and all(cv2.isContourConvex(quad.astype(np.float32)) for quad in (source, destination)):
+        return cv2.getPerspectiveTransform(source.astype(np.float32), destination.astype(np.float32))
+    return np.vstack([affine(source, destination), [0.0, 0.0, 1.0]])
+
+
+FITS = {"similarity": similarity, "affine": affine, "perspective": perspective}
+
+
+def move(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``frame`` mapped by a 2×3 affine or a 3×3 perspective ``matrix``, black outside it."""
+    size = (frame.shape[1], frame.shape[0])
+    if matrix.shape[0] == 2:
+        return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpPerspective(frame, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def torso_length(points: np.ndarray, confident: np.ndarray) -> float | None:
@@ -92,41 +135,45 @@ class ReferenceWarp:
 
     channels = 3
 
-    def __init__(self, frame: np.ndarray, points: np.ndarray, min_confidence: float):
-        self.frame, self.points, self.min_confidence = frame, points, min_confidence
+    def __init__(self, frame: np.ndarray, points: np.ndarray, min_confidence: float, skirt: bool = True):
+        self.frame, self.points, self.min_confidence, self.skirt = frame, points, min_confidence, skirt
         self.resolution = frame.shape[0]
+        self.anchor_points = with_between(points)
+        self.parts = (SKIRT, *PARTS) if skirt else PARTS
 
     def __call__(self, points: np.ndarray | None) -> np.ndarray:
         """(R, R, 3) uint8: each part of the reference moved to ``points``; black where no part is."""
         warped = np.zeros_like(self.frame)
         if points is None:
             return warped
-        confident = (points[:, 2] >= self.min_confidence) & (self.points[:, 2] >= self.min_confidence)
+        points = with_between(points)
+        confident = (points[:, 2] >= self.min_confidence) & (self.anchor_points[:, 2] >= self.min_confidence)
         scale = torso_length(points, confident)
         if scale is None:
             return warped
-        for part in PARTS:
+        for part in self.parts:
             anchors = [a for a in part.anchors if confident[a]]
-            # A bone needs both ends; a hull (the torso, the head) three of its points.
+            # A bone needs both ends; a hull (the torso, the skirt, the head) three of its points.
             if len(anchors) < min(len(part.anchors), 3):
                 continue
-            fit = affine if part.affine else similarity
-            matrix = fit(self.points[anchors, :2].astype(np.float64), points[anchors, :2].astype(np.float64))
-            moved = cv2.warpAffine(self.frame, matrix, (self.resolution, self.resolution), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT)
+            matrix = FITS[part.fit](self.anchor_points[anchors, :2].astype(np.float64),
+                                    points[anchors, :2].astype(np.float64))
+            moved = move(self.frame, matrix)
             region = part_region(anchors, points, part.reach * scale, self.resolution) > 0
             warped[region] = moved[region]
         return warped
 
     def state(self) -> dict:
-        """For the checkpoint: tensors and a number."""
+        """For the checkpoint: tensors and primitives."""
         return {"frame": torch.from_numpy(np.ascontiguousarray(self.frame)),
-                "points": torch.from_numpy(self.points.astype(np.float32)), "min_confidence": float(self.min_confidence)}
+                "points": torch.from_numpy(self.points.astype(np.float32)), "min_confidence": float(self.min_confidence),
+                "skirt": self.skirt}
 
     @classmethod
     def from_state(cls, state: dict) -> "ReferenceWarp":
+        # A checkpoint from before the skirt was trained without it, and is shown what it learned from.
         return cls(state["frame"].numpy().astype(np.uint8), state["points"].numpy().astype(np.float32),
-                   float(state["min_confidence"]))
+                   float(state["min_confidence"]), bool(state.get("skirt", False)))
 
 
 def choose_reference(points: np.ndarray, valid: np.ndarray, count: int, min_confidence: float) -> int:
