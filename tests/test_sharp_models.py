@@ -413,7 +413,7 @@ def test_the_skirt_spans_the_gap_between_spread_legs_with_the_references_cloth_d
     hip_y, knee_y = pose[P["left_hip"], 1], pose[P["left_knee"], 1]
     between_thighs = lambda fraction: warped[int(round(hip_y + fraction * (knee_y - hip_y))), 64]
     assert (between_thighs(0.25) == (0, 200, 0)).all() and (between_thighs(0.45) == (0, 200, 0)).all()
-    assert (between_thighs(0.85) == 0).all()        # below mid-thigh the legs' own capsules, and a gap
+    assert (between_thighs(0.85) == 0).all()        # below mid-thigh the gap between the legs stays empty
     state = torch.load(save_state(warp.state()), weights_only=True)
     np.testing.assert_array_equal(ReferenceWarp.from_state(state)(driving), warped)
     del state["skirt"]                                      # a checkpoint from before it: shown no skirt

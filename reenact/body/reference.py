@@ -21,7 +21,8 @@ from reenact.body.layout import NUM_KEYPOINTS, POSE
 
 HEAD_POINTS = tuple(range(POSE["nose"], POSE["mouth_right"] + 1))
 
-# Points no tracker gives, a fraction of the way between two it does; numbered after its keypoints.
+# Points no tracker gives, a fraction of the way between two it does; numbered after the layout's
+# keypoints, so a part's anchors index the points `with_between` returns.
 BETWEEN = {"left_mid_thigh": ("left_hip", "left_knee", 0.5), "right_mid_thigh": ("right_hip", "right_knee", 0.5)}
 ANCHOR = {**POSE, **{name: NUM_KEYPOINTS + i for i, name in enumerate(BETWEEN)}}
 
