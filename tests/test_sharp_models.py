@@ -4,8 +4,6 @@ frame warped limb by limb, the stabiliser's resampling, and checkpoints from bef
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ import torch.nn.functional as F
 
 from reenact.body import layout
 from reenact.body.reference import ReferenceWarp, WithReference, affine, choose_reference, perspective, similarity
-from reenact.checkpoint import Checkpoint
+from reenact.checkpoint import Checkpoint, save_checkpoint
 from reenact.errors import ReenactError
 from reenact.face.geometry import project
 from reenact.face.model import load_face_model
@@ -392,14 +390,7 @@ def test_the_perspective_fit_maps_a_quad_onto_another_and_falls_back_to_affine_w
     np.testing.assert_allclose(perspective(hips_and_knees, crossed), np.vstack([affine(hips_and_knees, crossed), [0, 0, 1]]))
 
 
-def save_state(state: dict) -> io.BytesIO:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return buffer
-
-
-def test_the_skirt_spans_the_gap_between_spread_legs_with_the_references_cloth_down_to_mid_thigh():
+def test_the_skirt_spans_the_gap_between_spread_legs_with_the_references_cloth_down_to_mid_thigh(tmp_path):
     pose = standing_person(ground_y=120, height=100, center_x=64)
     frame = np.zeros((128, 128, 3), np.uint8)
     hull = pose[[P["left_hip"], P["right_hip"], P["right_knee"], P["left_knee"]], :2]
@@ -411,15 +402,16 @@ def test_the_skirt_spans_the_gap_between_spread_legs_with_the_references_cloth_d
         driving[P[f"{side}_ankle"], 0] = 64 + sign * 40
     warped = warp(driving)
     hip_y, knee_y = pose[P["left_hip"], 1], pose[P["left_knee"], 1]
-    between_thighs = lambda fraction: warped[int(round(hip_y + fraction * (knee_y - hip_y))), 64]
-    assert (between_thighs(0.25) == (0, 200, 0)).all() and (between_thighs(0.45) == (0, 200, 0)).all()
-    assert (between_thighs(0.85) == 0).all()        # below mid-thigh the gap between the legs stays empty
-    state = torch.load(save_state(warp.state()), weights_only=True)
+    between_thighs = lambda image, fraction: image[int(round(hip_y + fraction * (knee_y - hip_y))), 64]
+    assert (between_thighs(warped, 0.25) == (0, 200, 0)).all() and (between_thighs(warped, 0.45) == (0, 200, 0)).all()
+    assert (between_thighs(warped, 0.85) == 0).all()   # below mid-thigh the gap between the legs stays empty
+    save_checkpoint(tmp_path / "reference.pt", warp.state())
+    state = torch.load(tmp_path / "reference.pt", weights_only=True)
     np.testing.assert_array_equal(ReferenceWarp.from_state(state)(driving), warped)
     del state["skirt"]                                      # a checkpoint from before it: shown no skirt
-    assert (ReferenceWarp.from_state(state)(driving)[int(round(hip_y + 0.3 * (knee_y - hip_y))), 64] == 0).all()
+    assert (between_thighs(ReferenceWarp.from_state(state)(driving), 0.3) == 0).all()
     driving[P["left_knee"], 2] = 0                         # a knee unseen: the skirt from its other three corners
-    assert (warp(driving)[int(round(hip_y + 0.3 * (knee_y - hip_y))), 64] == (0, 200, 0)).all()
+    assert (between_thighs(warp(driving), 0.3) == (0, 200, 0)).all()
 
 
 def test_the_reference_is_a_frame_showing_every_part_near_the_median_pose():
